@@ -1,0 +1,106 @@
+//! Token lifecycle: when a held token may still be used and when it must be renewed.
+//!
+//! Instants are `Duration`s since the monotonic clock's origin, so that a wall-clock change
+//! (NTP, a host with a wrong clock) cannot make a token look fresh or stale.
+
+use crate::secret::Secret;
+use crate::wire::TokenResponse;
+use std::time::Duration;
+
+/// The refresh margin actually applied: the configured one, but never more than half the
+/// lifetime, so a short-lived token (say 37 s) is still reused instead of fetched per call.
+pub fn effective_margin(configured: Duration, lifetime: Duration) -> Duration {
+    configured.min(lifetime / 2)
+}
+
+/// A token held by a client.
+#[derive(Debug)]
+pub struct CachedToken {
+    pub access_token: Secret,
+    pub token_type: String,
+    expires_at: Duration,
+    refresh_at: Duration,
+    expires_at_wall: Duration,
+}
+
+impl CachedToken {
+    /// `requested_at` is when the request was sent, not when the answer came: `expires_in`
+    /// counts from the server's issue time, which is at most that late.
+    pub fn new(
+        response: TokenResponse,
+        requested_at: Duration,
+        requested_at_wall: Duration,
+        margin: Duration,
+    ) -> Self {
+        let lifetime = Duration::from_secs(response.expires_in);
+        CachedToken {
+            access_token: response.access_token,
+            token_type: response.token_type,
+            expires_at: requested_at + lifetime,
+            refresh_at: requested_at + lifetime - effective_margin(margin, lifetime),
+            expires_at_wall: requested_at_wall + lifetime,
+        }
+    }
+
+    /// Whether the token may still be handed out at `now` (before its refresh point).
+    pub fn is_usable(&self, now: Duration) -> bool {
+        now < self.refresh_at
+    }
+
+    /// Whole seconds until the token expires.
+    pub fn seconds_left(&self, now: Duration) -> u64 {
+        self.expires_at.saturating_sub(now).as_secs()
+    }
+
+    /// Expiry in seconds since the Unix epoch.
+    pub fn expires_at_unix_seconds(&self) -> u64 {
+        self.expires_at_wall.as_secs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(expires_in: u64, at: u64, margin: u64) -> CachedToken {
+        CachedToken::new(
+            TokenResponse {
+                access_token: Secret::new("t".into()),
+                token_type: "bearer".into(),
+                expires_in,
+            },
+            Duration::from_secs(at),
+            Duration::from_secs(1_700_000_000 + at),
+            Duration::from_secs(margin),
+        )
+    }
+
+    #[test]
+    fn margin_is_capped_at_half_the_lifetime() {
+        let s = Duration::from_secs;
+        assert_eq!(effective_margin(s(60), s(1200)), s(60));
+        assert_eq!(effective_margin(s(60), s(37)), Duration::from_millis(18_500));
+        assert_eq!(effective_margin(s(0), s(37)), s(0));
+    }
+
+    #[test]
+    fn refresh_point_is_expiry_minus_margin() {
+        let t = token(1200, 100, 60);
+        assert!(t.is_usable(Duration::from_secs(100 + 1139)));
+        assert!(!t.is_usable(Duration::from_secs(100 + 1140)));
+        assert_eq!(t.seconds_left(Duration::from_secs(100)), 1200);
+        assert_eq!(t.seconds_left(Duration::from_secs(100 + 1140)), 60);
+        assert_eq!(t.seconds_left(Duration::from_secs(5000)), 0);
+        assert_eq!(t.expires_at_unix_seconds(), 1_700_000_000 + 100 + 1200);
+    }
+
+    #[test]
+    fn short_lifetimes_are_reused_for_half_their_life() {
+        let t = token(37, 0, 60);
+        assert!(t.is_usable(Duration::from_millis(18_499)));
+        assert!(!t.is_usable(Duration::from_millis(18_500)));
+        let t = token(1, 0, 60);
+        assert!(t.is_usable(Duration::from_millis(499)));
+        assert!(!t.is_usable(Duration::from_millis(500)));
+    }
+}

@@ -1,0 +1,163 @@
+//! The WIT glue: `mangopay:auth/auth` exports mapped onto `Client`.
+
+use crate::client::{self, Client, HttpRequest as Request};
+use crate::clock::HostClock;
+use crate::config::{self, ClientConfig, Environment as Env, TimeoutsMs};
+use crate::error::{Error as E, TransportKind as K};
+use crate::secret::Secret;
+use crate::transport::WasiHttp;
+use crate::wire::TokenProblem as P;
+use std::cell::OnceCell;
+use std::rc::Rc;
+
+wit_bindgen::generate!({
+    world: "component",
+    path: "wit",
+});
+
+use exports::mangopay::auth::auth::{
+    ApiError, Config, Environment, Error, Guest, GuestClient, HttpRequest, OauthError, Token,
+    TokenResponseProblem, TransportError, TransportKind, UnexpectedResponse,
+};
+
+type HostClient = Client<WasiHttp, HostClock>;
+
+struct Component;
+
+export!(Component);
+
+thread_local! {
+    // Components are single-threaded; the default client lives as long as the instance.
+    static DEFAULT_CLIENT: OnceCell<Rc<HostClient>> = const { OnceCell::new() };
+}
+
+/// The client made from `MANGOPAY_*` variables on first use. A failure is not remembered,
+/// so the error is reported on every call.
+fn default_client() -> Result<Rc<HostClient>, Error> {
+    DEFAULT_CLIENT.with(|cell| {
+        if let Some(client) = cell.get() {
+            return Ok(client.clone());
+        }
+        let config = config::from_env(|name| std::env::var(name).ok()).map_err(to_wit)?;
+        let client = Rc::new(Client::new(config, WasiHttp, HostClock).map_err(to_wit)?);
+        Ok(cell.get_or_init(|| client).clone())
+    })
+}
+
+impl Guest for Component {
+    type Client = HostClient;
+
+    fn get_token() -> Result<Token, Error> {
+        default_client()?.get_token().map(to_wit_token).map_err(to_wit)
+    }
+
+    fn authorize_request(request: HttpRequest) -> Result<HttpRequest, Error> {
+        default_client()?
+            .authorize_request(from_wit_request(request))
+            .map(to_wit_request)
+            .map_err(to_wit)
+    }
+}
+
+impl GuestClient for HostClient {
+    fn create(config: Config) -> Result<exports::mangopay::auth::auth::Client, Error> {
+        let timeouts = config.timeouts.map_or_else(TimeoutsMs::default, |t| TimeoutsMs {
+            connect: t.connect_ms,
+            first_byte: t.first_byte_ms,
+            between_bytes: t.between_bytes_ms,
+        });
+        let config = ClientConfig {
+            client_id: config.client_id,
+            api_key: Secret::new(config.api_key),
+            environment: match config.environment {
+                Environment::Sandbox => Env::Sandbox,
+                Environment::Production => Env::Production,
+            },
+            base_url: config.base_url,
+            refresh_margin_seconds: config.refresh_margin_seconds,
+            timeouts,
+        };
+        let client = Client::new(config, WasiHttp, HostClock).map_err(to_wit)?;
+        Ok(exports::mangopay::auth::auth::Client::new(client))
+    }
+
+    fn get_token(&self) -> Result<Token, Error> {
+        Client::get_token(self).map(to_wit_token).map_err(to_wit)
+    }
+
+    fn authorize_request(&self, request: HttpRequest) -> Result<HttpRequest, Error> {
+        Client::authorize_request(self, from_wit_request(request))
+            .map(to_wit_request)
+            .map_err(to_wit)
+    }
+}
+
+fn to_wit_token(token: client::Token) -> Token {
+    Token {
+        access_token: token.access_token,
+        token_type: token.token_type,
+        expires_in_seconds: token.expires_in_seconds,
+        expires_at_unix_seconds: token.expires_at_unix_seconds,
+    }
+}
+
+fn from_wit_request(request: HttpRequest) -> Request {
+    Request {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+    }
+}
+
+fn to_wit_request(request: Request) -> HttpRequest {
+    HttpRequest {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+    }
+}
+
+fn to_wit(error: E) -> Error {
+    let oauth = |e: crate::error::OAuthError| OauthError {
+        status: e.status,
+        error: e.error,
+        description: e.description,
+    };
+    match error {
+        E::InvalidCredentials(e) => Error::InvalidCredentials(ApiError {
+            status: e.status,
+            message: e.message,
+            error_type: e.error_type,
+            id: e.id,
+            date: e.date,
+        }),
+        E::LockedOut(e) => Error::LockedOut(oauth(e)),
+        E::OAuth(e) => Error::Oauth(oauth(e)),
+        E::InvalidConfig(why) => Error::InvalidConfig(why),
+        E::InsecureUrl(why) => Error::InsecureUrl(why),
+        E::ForeignHost(why) => Error::ForeignHost(why),
+        E::InvalidRequest(why) => Error::InvalidRequest(why),
+        E::Transport(e) => Error::Transport(TransportError {
+            kind: match e.kind {
+                K::Dns => TransportKind::Dns,
+                K::ConnectionRefused => TransportKind::ConnectionRefused,
+                K::Timeout => TransportKind::Timeout,
+                K::Tls => TransportKind::Tls,
+                K::ConnectionLost => TransportKind::ConnectionLost,
+                K::Denied => TransportKind::Denied,
+                K::Other => TransportKind::Other,
+            },
+            detail: e.detail,
+        }),
+        E::MalformedTokenResponse(problem) => Error::MalformedTokenResponse(match problem {
+            P::NotJson => TokenResponseProblem::NotJson,
+            P::MissingAccessToken => TokenResponseProblem::MissingAccessToken,
+            P::InvalidAccessToken => TokenResponseProblem::InvalidAccessToken,
+            P::UnsupportedTokenType => TokenResponseProblem::UnsupportedTokenType,
+            P::InvalidExpiresIn => TokenResponseProblem::InvalidExpiresIn,
+        }),
+        E::UnexpectedResponse { status, excerpt } => {
+            Error::UnexpectedResponse(UnexpectedResponse { status, excerpt })
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! URL origins: what a base URL may be and whether a request URL may carry the token.
+
+use std::net::Ipv4Addr;
+
+/// Scheme, lower-cased host and effective port of an absolute URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    secure: bool,
+    host: String,
+    port: u16,
+}
+
+/// Why a URL was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UrlError {
+    /// Not an absolute `http(s)://` URL, or otherwise unusable; the text says why.
+    Invalid(&'static str),
+    /// `http://` to a host that is not loopback.
+    Insecure,
+}
+
+impl Origin {
+    /// Parses an absolute URL and returns its origin and its path-and-query (`/` if empty).
+    pub fn parse(url: &str) -> Result<(Origin, String), UrlError> {
+        // http::Uri already refuses whitespace and control characters (CR, LF, NUL).
+        let uri: http::Uri = url.parse().map_err(|_| UrlError::Invalid("not a valid URL"))?;
+        let secure = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("https") => true,
+            Some("http") => false,
+            Some(_) => return Err(UrlError::Invalid("scheme must be https")),
+            None => return Err(UrlError::Invalid("not an absolute URL")),
+        };
+        let authority = uri.authority().ok_or(UrlError::Invalid("no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(UrlError::Invalid("user-info in a URL is not allowed"));
+        }
+        let host = authority.host().to_ascii_lowercase();
+        if host.is_empty() {
+            return Err(UrlError::Invalid("no host"));
+        }
+        let port = authority
+            .port_u16()
+            .unwrap_or(if secure { 443 } else { 80 });
+        let origin = Origin { secure, host, port };
+        if !origin.secure && !origin.is_loopback() {
+            return Err(UrlError::Insecure);
+        }
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        Ok((origin, path.to_owned()))
+    }
+
+    /// Parses a base URL: an origin with no path beyond `/`, no query and no fragment.
+    pub fn parse_base(url: &str) -> Result<Origin, UrlError> {
+        if url.contains('#') {
+            return Err(UrlError::Invalid("a base URL has no fragment"));
+        }
+        let (origin, path) = Origin::parse(url)?;
+        if path != "/" {
+            return Err(UrlError::Invalid(
+                "a base URL has no path or query (the component adds /v2.01/...)",
+            ));
+        }
+        Ok(origin)
+    }
+
+    fn is_loopback(&self) -> bool {
+        self.host == "localhost"
+            || self.host == "[::1]"
+            || self.host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    }
+
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// `host[:port]`, the port only when it is not the scheme's default.
+    pub fn authority(&self) -> String {
+        let default_port = if self.secure { 443 } else { 80 };
+        if self.port == default_port {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// `scheme://host[:port]`.
+    pub fn to_url(&self) -> String {
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://{}", self.authority())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(url: &str) -> Origin {
+        Origin::parse(url).expect("valid URL").0
+    }
+
+    #[test]
+    fn default_ports_and_case_do_not_change_the_origin() {
+        assert_eq!(
+            origin("https://api.mangopay.com/v2.01/x/users"),
+            origin("HTTPS://API.Mangopay.com:443/")
+        );
+        assert_ne!(
+            origin("https://api.mangopay.com/"),
+            origin("https://api.mangopay.com:8443/")
+        );
+        assert_ne!(
+            origin("https://api.mangopay.com/"),
+            origin("https://api.mangopay.com.evil.example/")
+        );
+    }
+
+    #[test]
+    fn http_only_for_loopback() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://127.5.6.7",
+            "http://localhost:1/",
+            "http://[::1]:9000",
+        ] {
+            assert!(Origin::parse_base(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.mangopay.com",
+            "http://10.0.0.1",
+            "http://128.0.0.1",
+            "http://localhost.evil.example",
+        ] {
+            assert_eq!(Origin::parse_base(bad), Err(UrlError::Insecure), "{bad}");
+        }
+    }
+
+    #[test]
+    fn base_url_refusals() {
+        for bad in [
+            "",
+            "api.mangopay.com",
+            "/v2.01",
+            "ftp://api.mangopay.com",
+            "https://user:pw@api.mangopay.com",
+            "https://api.mangopay.com/v2.01",
+            "https://api.mangopay.com/?a=b",
+            "https://api.mangopay.com/#x",
+            "https://api.mangopay.com\r\nX: y",
+            "https://api.mango\0pay.com",
+            "https://:443",
+        ] {
+            assert!(
+                matches!(Origin::parse_base(bad), Err(UrlError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn to_url_omits_default_port() {
+        assert_eq!(
+            origin("https://api.mangopay.com:443/x").to_url(),
+            "https://api.mangopay.com"
+        );
+        assert_eq!(
+            origin("http://127.0.0.1:8080").to_url(),
+            "http://127.0.0.1:8080"
+        );
+    }
+}

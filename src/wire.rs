@@ -1,0 +1,258 @@
+//! The token endpoint's wire format: the request we send and the bodies we may get back.
+
+use crate::secret::Secret;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Path of the token endpoint, below the base URL.
+pub const TOKEN_PATH: &str = "/v2.01/oauth/token";
+/// The whole form body of a token request (already form-encoded: nothing in it needs escaping).
+pub const TOKEN_BODY: &str = "grant_type=client_credentials";
+/// Names this component on the wire, in the shape Mangopay's SDKs use.
+pub const USER_AGENT: &str = concat!("mangopay-auth/", env!("CARGO_PKG_VERSION"), " (wasm32-wasip2)");
+/// A token lifetime above this is refused as not sane.
+pub const MAX_EXPIRES_IN: u64 = 86_400;
+
+/// `Basic base64(ClientId:ApiKey)` of the raw pair, as Mangopay's own SDKs send it.
+pub fn basic_authorization(client_id: &str, api_key: &str) -> Secret {
+    // The intermediate pair is a Secret too, so it is wiped when it goes out of scope.
+    let pair = Secret::new(format!("{client_id}:{api_key}"));
+    Secret::new(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair.expose())
+    ))
+}
+
+/// The headers of a token request, in the order they are sent.
+pub fn token_request_headers(basic_authorization: &str) -> [(&'static str, &str); 5] {
+    // TOKEN_BODY's length, checked by a test; sent so that waki does not chunk the body.
+    const CONTENT_LENGTH: &str = "29";
+    [
+        ("authorization", basic_authorization),
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("content-length", CONTENT_LENGTH),
+        ("accept", "application/json"),
+        ("user-agent", USER_AGENT),
+    ]
+}
+
+/// A usable answer of the token endpoint.
+#[derive(Debug)]
+pub struct TokenResponse {
+    pub access_token: Secret,
+    pub token_type: String,
+    pub expires_in: u64,
+}
+
+/// What made a 2xx token answer unusable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenProblem {
+    NotJson,
+    MissingAccessToken,
+    InvalidAccessToken,
+    UnsupportedTokenType,
+    InvalidExpiresIn,
+}
+
+// Fields are read as raw JSON values so that a wrong type gives a precise problem,
+// not a generic "invalid JSON".
+#[derive(Deserialize)]
+struct RawToken {
+    access_token: Option<Value>,
+    token_type: Option<Value>,
+    expires_in: Option<Value>,
+}
+
+/// Parses and checks a 2xx body of the token endpoint.
+pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, TokenProblem> {
+    let raw: RawToken = serde_json::from_slice(body).map_err(|_| TokenProblem::NotJson)?;
+    let access_token = match raw.access_token {
+        Some(Value::String(token)) => Secret::new(token),
+        _ => return Err(TokenProblem::MissingAccessToken),
+    };
+    // The token goes into a header value: refuse anything a header cannot carry as is.
+    let token = access_token.expose();
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(TokenProblem::InvalidAccessToken);
+    }
+    let token_type = match raw.token_type {
+        Some(Value::String(kind)) if kind.eq_ignore_ascii_case("bearer") => kind,
+        _ => return Err(TokenProblem::UnsupportedTokenType),
+    };
+    let expires_in = raw
+        .expires_in
+        .as_ref()
+        .and_then(whole_seconds)
+        .filter(|s| (1..=MAX_EXPIRES_IN).contains(s))
+        .ok_or(TokenProblem::InvalidExpiresIn)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type,
+        expires_in,
+    })
+}
+
+/// A JSON number that is a non-negative whole number of seconds (`1199` or `1199.0`).
+fn whole_seconds(value: &Value) -> Option<u64> {
+    let number = value.as_number()?;
+    if let Some(n) = number.as_u64() {
+        return Some(n);
+    }
+    let f = number.as_f64()?;
+    (f.fract() == 0.0 && f >= 0.0 && f <= MAX_EXPIRES_IN as f64).then_some(f as u64)
+}
+
+/// An error body in one of Mangopay's two shapes.
+#[derive(Debug, PartialEq)]
+pub enum ErrorBody {
+    /// `{Message, Type, Id, Date, errors}`
+    Api {
+        message: String,
+        error_type: String,
+        id: Option<String>,
+        date: Option<f64>,
+    },
+    /// `{error, error_description}` (RFC 6749 §5.2)
+    OAuth {
+        error: String,
+        description: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawError {
+    #[serde(rename = "Message")]
+    message: Option<Value>,
+    #[serde(rename = "Type")]
+    error_type: Option<Value>,
+    #[serde(rename = "Id")]
+    id: Option<Value>,
+    #[serde(rename = "Date")]
+    date: Option<Value>,
+    error: Option<Value>,
+    error_description: Option<Value>,
+}
+
+fn string(value: Option<Value>) -> Option<String> {
+    match value {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// Recognises either error shape; `None` for anything else.
+pub fn parse_error_body(body: &[u8]) -> Option<ErrorBody> {
+    let raw: RawError = serde_json::from_slice(body).ok()?;
+    if let Some(error) = string(raw.error) {
+        return Some(ErrorBody::OAuth {
+            error,
+            description: string(raw.error_description),
+        });
+    }
+    let error_type = string(raw.error_type)?;
+    Some(ErrorBody::Api {
+        message: string(raw.message).unwrap_or_default(),
+        error_type,
+        id: string(raw.id),
+        date: raw.date.as_ref().and_then(Value::as_f64),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_is_base64_of_the_raw_pair() {
+        // The example from Mangopay's documentation.
+        let basic = basic_authorization(
+            "ExampleClientId",
+            "PEBB0VDhFENfEhXTUyorTYj6hCVmqL0HRbwY4g5N17ruiPjmQn",
+        );
+        assert_eq!(
+            basic.expose(),
+            "Basic RXhhbXBsZUNsaWVudElkOlBFQkIwVkRoRkVOZkVoWFRVeW9yVFlqNmhDVm1xTDBIUmJ3WTRnNU4xN3J1aVBqbVFu"
+        );
+    }
+
+    #[test]
+    fn content_length_matches_body() {
+        let headers = token_request_headers("Basic x");
+        let length = headers.iter().find(|(n, _)| *n == "content-length");
+        assert_eq!(length, Some(&("content-length", "29")));
+        assert_eq!(TOKEN_BODY.len(), 29);
+    }
+
+    #[test]
+    fn parses_the_documented_answer() {
+        let body = br#"{"access_token":"094696b3724d4aa5a182eac360dcd537","token_type":"bearer","expires_in":1199}"#;
+        let token = parse_token_response(body).expect("valid");
+        assert_eq!(token.access_token.expose(), "094696b3724d4aa5a182eac360dcd537");
+        assert_eq!(token.token_type, "bearer");
+        assert_eq!(token.expires_in, 1199);
+    }
+
+    #[test]
+    fn accepts_bearer_in_any_case_and_whole_floats() {
+        let token =
+            parse_token_response(br#"{"access_token":"t","token_type":"Bearer","expires_in":37.0}"#)
+                .expect("valid");
+        assert_eq!((token.token_type.as_str(), token.expires_in), ("Bearer", 37));
+    }
+
+    #[test]
+    fn refuses_unusable_answers() {
+        use TokenProblem::*;
+        let cases: &[(&[u8], TokenProblem)] = &[
+            (b"", NotJson),
+            (b"<html>502</html>", NotJson),
+            (b"[1,2]", NotJson),
+            (b"\xff\xfe", NotJson),
+            (br#"{"token_type":"bearer","expires_in":5}"#, MissingAccessToken),
+            (br#"{"access_token":7,"token_type":"bearer","expires_in":5}"#, MissingAccessToken),
+            (br#"{"access_token":"","token_type":"bearer","expires_in":5}"#, InvalidAccessToken),
+            (br#"{"access_token":"a b","token_type":"bearer","expires_in":5}"#, InvalidAccessToken),
+            (br#"{"access_token":"a\r\nX: y","token_type":"bearer","expires_in":5}"#, InvalidAccessToken),
+            (br#"{"access_token":"t","token_type":"mac","expires_in":5}"#, UnsupportedTokenType),
+            (br#"{"access_token":"t","expires_in":5}"#, UnsupportedTokenType),
+            (br#"{"access_token":"t","token_type":"bearer"}"#, InvalidExpiresIn),
+            (br#"{"access_token":"t","token_type":"bearer","expires_in":0}"#, InvalidExpiresIn),
+            (br#"{"access_token":"t","token_type":"bearer","expires_in":-5}"#, InvalidExpiresIn),
+            (br#"{"access_token":"t","token_type":"bearer","expires_in":"3600"}"#, InvalidExpiresIn),
+            (br#"{"access_token":"t","token_type":"bearer","expires_in":1.5}"#, InvalidExpiresIn),
+            (br#"{"access_token":"t","token_type":"bearer","expires_in":1000000000000}"#, InvalidExpiresIn),
+            (br#"{"access_token":"t","token_type":"bearer","expires_in":1e300}"#, InvalidExpiresIn),
+        ];
+        for (body, problem) in cases {
+            let got = parse_token_response(body).map(|t| t.expires_in);
+            assert_eq!(got, Err(*problem), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn recognises_both_error_shapes() {
+        let api = br#"{"Message":"The authorization credentials are not valid","Type":"invalid_credentials","Id":"9e1f5654-2957-408b-a198-e921ca6830b7","Date":1700772361.0,"errors":null}"#;
+        assert_eq!(
+            parse_error_body(api),
+            Some(ErrorBody::Api {
+                message: "The authorization credentials are not valid".into(),
+                error_type: "invalid_credentials".into(),
+                id: Some("9e1f5654-2957-408b-a198-e921ca6830b7".into()),
+                date: Some(1700772361.0),
+            })
+        );
+        let oauth = br#"{"error":"unauthorized_client","error_description":"This account has been temporarily locked for security reasons. Please try again later."}"#;
+        assert_eq!(
+            parse_error_body(oauth),
+            Some(ErrorBody::OAuth {
+                error: "unauthorized_client".into(),
+                description: Some(
+                    "This account has been temporarily locked for security reasons. Please try again later.".into()
+                ),
+            })
+        );
+        assert_eq!(parse_error_body(b"<html>"), None);
+        assert_eq!(parse_error_body(br#"{"foo":1}"#), None);
+    }
+}
