@@ -79,7 +79,10 @@ mod tests {
     fn margin_is_capped_at_half_the_lifetime() {
         let s = Duration::from_secs;
         assert_eq!(effective_margin(s(60), s(1200)), s(60));
-        assert_eq!(effective_margin(s(60), s(37)), Duration::from_millis(18_500));
+        assert_eq!(
+            effective_margin(s(60), s(37)),
+            Duration::from_millis(18_500)
+        );
         assert_eq!(effective_margin(s(0), s(37)), s(0));
     }
 

@@ -79,7 +79,8 @@ impl<T: Transport, C: Clock> Client<T, C> {
     /// token is fetched, so a refused request never costs a token request.
     pub fn authorize_request(&self, mut request: HttpRequest) -> Result<HttpRequest, Error> {
         check_request(&request, &self.settings.base)?;
-        let bearer = self.with_token(|token, _| format!("Bearer {}", token.access_token.expose()))?;
+        let bearer =
+            self.with_token(|token, _| format!("Bearer {}", token.access_token.expose()))?;
         request
             .headers
             .retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
@@ -115,9 +116,11 @@ impl<T: Transport, C: Clock> Client<T, C> {
             .post_token(&request)
             .map_err(Error::Transport)?;
         if !(200..300).contains(&response.status) || response.truncated {
+            let held = self.cached.borrow();
             let secrets = [
                 settings.api_key.expose(),
                 settings.basic_authorization.expose(),
+                held.as_ref().map_or("", |t| t.access_token.expose()),
             ];
             return Err(error::classify_token_failure(&response, &secrets));
         }
@@ -138,7 +141,9 @@ fn check_request(request: &HttpRequest, base: &Origin) -> Result<(), Error> {
             return invalid(format!("header {index}: the name is not an HTTP token"));
         }
         if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
-            return invalid(format!("header {index} ({name}): the value contains CR, LF or NUL"));
+            return invalid(format!(
+                "header {index} ({name}): the value contains CR, LF or NUL"
+            ));
         }
     }
     let (origin, _) = Origin::parse(&request.url).map_err(|e| match e {
@@ -286,7 +291,11 @@ mod tests {
         let authorized = client
             .authorize_request(request(
                 &format!("{BASE}/v2.01/my-client/users?page=2"),
-                &[("authorization", "Basic old"), ("Accept", "application/json"), ("AUTHORIZATION", "x")],
+                &[
+                    ("authorization", "Basic old"),
+                    ("Accept", "application/json"),
+                    ("AUTHORIZATION", "x"),
+                ],
             ))
             .expect("authorized");
         assert_eq!(
@@ -305,11 +314,23 @@ mod tests {
         transport.answer(200, &token_body("tok", 1200));
         let refusals = [
             (request("https://evil.example/v2.01/users", &[]), "foreign"),
-            (request("https://api.sandbox.mangopay.com:444/", &[]), "foreign"),
-            (request("https://api.mangopay.com/v2.01/users", &[]), "foreign"),
-            (request("http://api.sandbox.mangopay.com/v2.01/users", &[]), "insecure"),
+            (
+                request("https://api.sandbox.mangopay.com:444/", &[]),
+                "foreign",
+            ),
+            (
+                request("https://api.mangopay.com/v2.01/users", &[]),
+                "foreign",
+            ),
+            (
+                request("http://api.sandbox.mangopay.com/v2.01/users", &[]),
+                "insecure",
+            ),
             (request("/v2.01/users", &[]), "invalid"),
-            (request(&format!("{BASE}/"), &[("X-A", "b\r\nInjected: 1")]), "invalid"),
+            (
+                request(&format!("{BASE}/"), &[("X-A", "b\r\nInjected: 1")]),
+                "invalid",
+            ),
             (request(&format!("{BASE}/"), &[("X A", "b")]), "invalid"),
         ];
         for (req, kind) in refusals {
@@ -324,7 +345,10 @@ mod tests {
         }
         let mut bad_method = request(&format!("{BASE}/"), &[]);
         bad_method.method = "GET /x".into();
-        assert!(matches!(client.authorize_request(bad_method), Err(Error::InvalidRequest(_))));
+        assert!(matches!(
+            client.authorize_request(bad_method),
+            Err(Error::InvalidRequest(_))
+        ));
         assert_eq!(transport.sent.get(), 0);
     }
 
@@ -332,10 +356,15 @@ mod tests {
     fn failures_are_typed_and_not_cached() {
         let (transport, clock) = (FakeTransport::default(), FakeClock::default());
         let client = client(&transport, &clock);
-        transport.answer(200, r#"{"access_token":"t","token_type":"mac","expires_in":5}"#);
+        transport.answer(
+            200,
+            r#"{"access_token":"t","token_type":"mac","expires_in":5}"#,
+        );
         assert_eq!(
             client.get_token(),
-            Err(Error::MalformedTokenResponse(wire::TokenProblem::UnsupportedTokenType))
+            Err(Error::MalformedTokenResponse(
+                wire::TokenProblem::UnsupportedTokenType
+            ))
         );
         *transport.answer.borrow_mut() = Some(Err(TransportError {
             kind: TransportKind::ConnectionRefused,
@@ -347,7 +376,7 @@ mod tests {
             client.get_token(),
             Err(Error::UnexpectedResponse {
                 status: 500,
-                excerpt: "<withheld: the body may contain a secret>".into()
+                excerpt: error::WITHHELD.into()
             })
         );
         transport.answer(200, &token_body("ok", 60));

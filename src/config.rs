@@ -72,10 +72,13 @@ impl Settings {
         if config.api_key.expose().is_empty() {
             return invalid("api-key is empty");
         }
-        let base_url = config.base_url.as_deref().unwrap_or(match config.environment {
-            Environment::Sandbox => SANDBOX_URL,
-            Environment::Production => PRODUCTION_URL,
-        });
+        let base_url = config
+            .base_url
+            .as_deref()
+            .unwrap_or(match config.environment {
+                Environment::Sandbox => SANDBOX_URL,
+                Environment::Production => PRODUCTION_URL,
+            });
         let base = Origin::parse_base(base_url).map_err(|e| match e {
             UrlError::Insecure => Error::InsecureUrl(
                 "base-url uses http:// to a host that is not loopback; use https://".into(),
@@ -84,7 +87,9 @@ impl Settings {
         })?;
         let timeout = |ms: Option<u32>, default: Duration, name: &str| match ms {
             None => Ok(default),
-            Some(0) => Err(Error::InvalidConfig(format!("timeouts.{name} must be positive"))),
+            Some(0) => Err(Error::InvalidConfig(format!(
+                "timeouts.{name} must be positive"
+            ))),
             Some(ms) => Ok(Duration::from_millis(ms.into())),
         };
         let t = config.timeouts;
@@ -189,7 +194,10 @@ mod tests {
         for case in cases {
             let error = Settings::new(case).expect_err("refused");
             let text = format!("{error:?}");
-            assert!(!text.contains("secret-key") && !text.contains("a:b"), "{text}");
+            assert!(
+                !text.contains("secret-key") && !text.contains("a:b"),
+                "{text}"
+            );
             assert!(
                 matches!(error, Error::InvalidConfig(_) | Error::InsecureUrl(_)),
                 "{text}"
@@ -204,7 +212,10 @@ mod tests {
     fn settings_debug_hides_the_credential() {
         let s = Settings::new(config("id", "key-123", None)).expect("valid");
         let text = format!("{s:?}");
-        assert!(!text.contains("key-123") && !text.contains("aWQ6a2V5LTEyMw"), "{text}");
+        assert!(
+            !text.contains("key-123") && !text.contains("aWQ6a2V5LTEyMw"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -64,7 +64,8 @@ pub struct RawResponse {
 }
 
 /// Maps an answer of the token endpoint that is not a usable token to an error.
-/// `secrets` are strings that must not appear in any excerpt (API key, Basic credential).
+/// `secrets` are strings that must not appear in any error (API key, Basic credential, the
+/// token held): every text taken from the answer goes through `quote`.
 pub fn classify_token_failure(response: &RawResponse, secrets: &[&str]) -> Error {
     let status = response.status;
     if response.truncated {
@@ -73,14 +74,16 @@ pub fn classify_token_failure(response: &RawResponse, secrets: &[&str]) -> Error
             excerpt: "<body longer than the component reads>".into(),
         };
     }
+    let quote = |text: &str| quote(text, secrets);
     match wire::parse_error_body(&response.body) {
         Some(ErrorBody::OAuth { error, description }) => {
+            let lockout = is_lockout(&error, description.as_deref());
             let oauth = OAuthError {
                 status,
-                error,
-                description,
+                error: quote(&error),
+                description: description.as_deref().map(quote),
             };
-            if is_lockout(&oauth) {
+            if lockout {
                 Error::LockedOut(oauth)
             } else {
                 Error::OAuth(oauth)
@@ -94,46 +97,40 @@ pub fn classify_token_failure(response: &RawResponse, secrets: &[&str]) -> Error
         }) if status == 401 || error_type == "invalid_credentials" => {
             Error::InvalidCredentials(ApiError {
                 status,
-                message,
-                error_type,
-                id,
+                message: quote(&message),
+                error_type: quote(&error_type),
+                id: id.as_deref().map(quote),
                 date,
             })
         }
         _ => Error::UnexpectedResponse {
             status,
-            excerpt: excerpt(&response.body, secrets),
+            excerpt: quote(&String::from_utf8_lossy(&response.body)),
         },
     }
 }
 
 /// Mangopay's lockout: `unauthorized_client` saying the account is "temporarily locked".
 /// A bare `unauthorized_client` counts too: retrying it is what prolongs a lockout.
-fn is_lockout(error: &OAuthError) -> bool {
-    error.error == "unauthorized_client"
-        && error
-            .description
-            .as_deref()
-            .is_none_or(|d| d.to_ascii_lowercase().contains("lock"))
+fn is_lockout(error: &str, description: Option<&str>) -> bool {
+    error == "unauthorized_client"
+        && description.is_none_or(|d| d.to_ascii_lowercase().contains("lock"))
 }
 
-/// The start of a body for an error message: control characters replaced, secrets withheld.
-pub fn excerpt(body: &[u8], secrets: &[&str]) -> String {
-    let text = String::from_utf8_lossy(body);
-    // A body that names a token or holds a secret is not quoted at all: cutting it could still
-    // leave a recognisable part of the secret.
-    if text.contains("access_token")
-        || secrets
-            .iter()
-            .any(|s| !s.is_empty() && text.contains(s))
-    {
-        return "<withheld: the body may contain a secret>".into();
+/// Text from the wire made fit for an error: at most `EXCERPT_CHARS` characters, control
+/// characters replaced, and withheld whole if it may hold a secret (a cut could still leave a
+/// recognisable part of one).
+pub fn quote(text: &str, secrets: &[&str]) -> String {
+    if text.contains("access_token") || secrets.iter().any(|s| !s.is_empty() && text.contains(s)) {
+        return WITHHELD.into();
     }
     text.chars()
         .take(EXCERPT_CHARS)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
 }
+
+pub const WITHHELD: &str = "<withheld: the text may contain a secret>";
 
 #[cfg(test)]
 mod tests {
@@ -194,10 +191,30 @@ mod tests {
     }
 
     #[test]
-    fn excerpts_never_quote_secrets() {
-        let withheld = "<withheld: the body may contain a secret>";
-        assert_eq!(excerpt(b"echo: my-api-key", &["my-api-key"]), withheld);
-        assert_eq!(excerpt(br#"{"access_token":"abc"}"#, &[]), withheld);
-        assert_eq!(excerpt(b"fine", &["", "k"]), "fine");
+    fn quotes_never_hold_secrets() {
+        assert_eq!(quote("echo: my-api-key", &["my-api-key"]), WITHHELD);
+        assert_eq!(quote(r#"{"access_token":"abc"}"#, &[]), WITHHELD);
+        assert_eq!(quote("fine", &["", "k"]), "fine");
+    }
+
+    #[test]
+    fn error_fields_from_the_wire_are_quoted() {
+        let body = r#"{"error":"invalid_client","error_description":"bad key my-api-key"}"#;
+        assert_eq!(
+            classify_token_failure(&answer(400, body), &["my-api-key"]),
+            Error::OAuth(OAuthError {
+                status: 400,
+                error: "invalid_client".into(),
+                description: Some(WITHHELD.into()),
+            })
+        );
+        let body = format!(
+            r#"{{"Message":"{}","Type":"invalid_credentials"}}"#,
+            "m".repeat(300)
+        );
+        let Error::InvalidCredentials(e) = classify_token_failure(&answer(401, &body), &[]) else {
+            panic!("expected invalid-credentials");
+        };
+        assert_eq!(e.message.len(), 200);
     }
 }

@@ -48,7 +48,10 @@ impl Guest for Component {
     type Client = HostClient;
 
     fn get_token() -> Result<Token, Error> {
-        default_client()?.get_token().map(to_wit_token).map_err(to_wit)
+        default_client()?
+            .get_token()
+            .map(to_wit_token)
+            .map_err(to_wit)
     }
 
     fn authorize_request(request: HttpRequest) -> Result<HttpRequest, Error> {
@@ -61,11 +64,13 @@ impl Guest for Component {
 
 impl GuestClient for HostClient {
     fn create(config: Config) -> Result<exports::mangopay::auth::auth::Client, Error> {
-        let timeouts = config.timeouts.map_or_else(TimeoutsMs::default, |t| TimeoutsMs {
-            connect: t.connect_ms,
-            first_byte: t.first_byte_ms,
-            between_bytes: t.between_bytes_ms,
-        });
+        let timeouts = config
+            .timeouts
+            .map_or_else(TimeoutsMs::default, |t| TimeoutsMs {
+                connect: t.connect_ms,
+                first_byte: t.first_byte_ms,
+                between_bytes: t.between_bytes_ms,
+            });
         let config = ClientConfig {
             client_id: config.client_id,
             api_key: Secret::new(config.api_key),

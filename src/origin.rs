@@ -23,7 +23,9 @@ impl Origin {
     /// Parses an absolute URL and returns its origin and its path-and-query (`/` if empty).
     pub fn parse(url: &str) -> Result<(Origin, String), UrlError> {
         // http::Uri already refuses whitespace and control characters (CR, LF, NUL).
-        let uri: http::Uri = url.parse().map_err(|_| UrlError::Invalid("not a valid URL"))?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|_| UrlError::Invalid("not a valid URL"))?;
         let secure = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
             Some("https") => true,
             Some("http") => false,
@@ -66,7 +68,10 @@ impl Origin {
     fn is_loopback(&self) -> bool {
         self.host == "localhost"
             || self.host == "[::1]"
-            || self.host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+            || self
+                .host
+                .parse::<Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback())
     }
 
     pub fn is_secure(&self) -> bool {

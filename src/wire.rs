@@ -10,7 +10,11 @@ pub const TOKEN_PATH: &str = "/v2.01/oauth/token";
 /// The whole form body of a token request (already form-encoded: nothing in it needs escaping).
 pub const TOKEN_BODY: &str = "grant_type=client_credentials";
 /// Names this component on the wire, in the shape Mangopay's SDKs use.
-pub const USER_AGENT: &str = concat!("mangopay-auth/", env!("CARGO_PKG_VERSION"), " (wasm32-wasip2)");
+pub const USER_AGENT: &str = concat!(
+    "mangopay-auth/",
+    env!("CARGO_PKG_VERSION"),
+    " (wasm32-wasip2)"
+);
 /// A token lifetime above this is refused as not sane.
 pub const MAX_EXPIRES_IN: u64 = 86_400;
 
@@ -188,17 +192,24 @@ mod tests {
     fn parses_the_documented_answer() {
         let body = br#"{"access_token":"094696b3724d4aa5a182eac360dcd537","token_type":"bearer","expires_in":1199}"#;
         let token = parse_token_response(body).expect("valid");
-        assert_eq!(token.access_token.expose(), "094696b3724d4aa5a182eac360dcd537");
+        assert_eq!(
+            token.access_token.expose(),
+            "094696b3724d4aa5a182eac360dcd537"
+        );
         assert_eq!(token.token_type, "bearer");
         assert_eq!(token.expires_in, 1199);
     }
 
     #[test]
     fn accepts_bearer_in_any_case_and_whole_floats() {
-        let token =
-            parse_token_response(br#"{"access_token":"t","token_type":"Bearer","expires_in":37.0}"#)
-                .expect("valid");
-        assert_eq!((token.token_type.as_str(), token.expires_in), ("Bearer", 37));
+        let token = parse_token_response(
+            br#"{"access_token":"t","token_type":"Bearer","expires_in":37.0}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            (token.token_type.as_str(), token.expires_in),
+            ("Bearer", 37)
+        );
     }
 
     #[test]
@@ -209,20 +220,62 @@ mod tests {
             (b"<html>502</html>", NotJson),
             (b"[1,2]", NotJson),
             (b"\xff\xfe", NotJson),
-            (br#"{"token_type":"bearer","expires_in":5}"#, MissingAccessToken),
-            (br#"{"access_token":7,"token_type":"bearer","expires_in":5}"#, MissingAccessToken),
-            (br#"{"access_token":"","token_type":"bearer","expires_in":5}"#, InvalidAccessToken),
-            (br#"{"access_token":"a b","token_type":"bearer","expires_in":5}"#, InvalidAccessToken),
-            (br#"{"access_token":"a\r\nX: y","token_type":"bearer","expires_in":5}"#, InvalidAccessToken),
-            (br#"{"access_token":"t","token_type":"mac","expires_in":5}"#, UnsupportedTokenType),
-            (br#"{"access_token":"t","expires_in":5}"#, UnsupportedTokenType),
-            (br#"{"access_token":"t","token_type":"bearer"}"#, InvalidExpiresIn),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":0}"#, InvalidExpiresIn),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":-5}"#, InvalidExpiresIn),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":"3600"}"#, InvalidExpiresIn),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":1.5}"#, InvalidExpiresIn),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":1000000000000}"#, InvalidExpiresIn),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":1e300}"#, InvalidExpiresIn),
+            (
+                br#"{"token_type":"bearer","expires_in":5}"#,
+                MissingAccessToken,
+            ),
+            (
+                br#"{"access_token":7,"token_type":"bearer","expires_in":5}"#,
+                MissingAccessToken,
+            ),
+            (
+                br#"{"access_token":"","token_type":"bearer","expires_in":5}"#,
+                InvalidAccessToken,
+            ),
+            (
+                br#"{"access_token":"a b","token_type":"bearer","expires_in":5}"#,
+                InvalidAccessToken,
+            ),
+            (
+                br#"{"access_token":"a\r\nX: y","token_type":"bearer","expires_in":5}"#,
+                InvalidAccessToken,
+            ),
+            (
+                br#"{"access_token":"t","token_type":"mac","expires_in":5}"#,
+                UnsupportedTokenType,
+            ),
+            (
+                br#"{"access_token":"t","expires_in":5}"#,
+                UnsupportedTokenType,
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer"}"#,
+                InvalidExpiresIn,
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":0}"#,
+                InvalidExpiresIn,
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":-5}"#,
+                InvalidExpiresIn,
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":"3600"}"#,
+                InvalidExpiresIn,
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":1.5}"#,
+                InvalidExpiresIn,
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":1000000000000}"#,
+                InvalidExpiresIn,
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":1e300}"#,
+                InvalidExpiresIn,
+            ),
         ];
         for (body, problem) in cases {
             let got = parse_token_response(body).map(|t| t.expires_in);

@@ -1,0 +1,52 @@
+//! Builds the component once per process and returns the path of its `.wasm`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// The release `.wasm` of the mangopay-auth component, built on first use with the same
+/// cargo that runs the tests (`$MANGOPAY_AUTH_WASM` skips the build and names a file).
+pub fn component_wasm() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(path) = std::env::var_os("MANGOPAY_AUTH_WASM") {
+            return PathBuf::from(path);
+        }
+        build("mangopay-auth", "mangopay_auth")
+    })
+}
+
+/// `cargo build -p <package> --target wasm32-wasip2 --release`, returning the artifact that
+/// cargo reports for `<lib_name>`.
+pub fn build(package: &str, lib_name: &str) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host-test lives in the workspace");
+    let output = Command::new(cargo)
+        .current_dir(workspace)
+        .args([
+            "build",
+            "-p",
+            package,
+            "--target",
+            "wasm32-wasip2",
+            "--release",
+        ])
+        .arg("--message-format=json-render-diagnostics")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "building {package} for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == lib_name)
+        .flat_map(|msg| msg["filenames"].as_array().cloned().unwrap_or_default())
+        .filter_map(|f| f.as_str().map(PathBuf::from))
+        .find(|f| f.extension().is_some_and(|e| e == "wasm"))
+        .unwrap_or_else(|| panic!("cargo reported no .wasm for {lib_name}"))
+}

@@ -1,0 +1,188 @@
+//! Loads the component as an embedder does: one `Engine` and pre-instantiated component per
+//! process, a fresh `Store` (with its own WASI context and clocks) per instance.
+
+use crate::artifact;
+use crate::clock::VirtualClock;
+use std::sync::OnceLock;
+use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "component",
+        additional_derives: [PartialEq],
+    });
+}
+
+pub use bindings::exports::mangopay::auth::auth::{
+    ApiError, Config, Environment, Error, HttpRequest, OauthError, Timeouts, Token,
+    TokenResponseProblem, TransportError, TransportKind, UnexpectedResponse,
+};
+
+/// The per-store host state: WASI, wasi:http and their resource table.
+pub struct State {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+/// A compiled, linked component, ready to be instantiated many times.
+pub struct Host {
+    engine: Engine,
+    pre: bindings::ComponentPre<State>,
+}
+
+impl Host {
+    /// Compiles `wasm` and links it against WASI 0.2 and wasi:http (outgoing only).
+    pub fn load(wasm: &std::path::Path) -> wasmtime::Result<Host> {
+        let engine = Engine::default();
+        let component = Component::from_file(&engine, wasm)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
+        let pre = bindings::ComponentPre::new(linker.instantiate_pre(&component)?)?;
+        Ok(Host { engine, pre })
+    }
+
+    /// The mangopay-auth component, built and loaded once per process.
+    pub fn shared() -> &'static Host {
+        static HOST: OnceLock<Host> = OnceLock::new();
+        HOST.get_or_init(|| {
+            Host::load(artifact::component_wasm()).expect("the component loads and links")
+        })
+    }
+
+    /// A fresh instance with its own store, environment and clocks.
+    pub fn instantiate(&self, options: InstanceOptions) -> wasmtime::Result<Instance> {
+        let stdout = MemoryOutputPipe::new(1 << 20);
+        let stderr = MemoryOutputPipe::new(1 << 20);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .envs(&options.env);
+        if let Some(clock) = &options.clock {
+            wasi.monotonic_clock(clock.monotonic_clock())
+                .wall_clock(clock.wall_clock());
+        }
+        let state = State {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        let api = self.pre.instantiate(&mut store)?;
+        Ok(Instance {
+            store,
+            api,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+/// How an instance is set up.
+#[derive(Default)]
+pub struct InstanceOptions {
+    /// Environment variables the component sees (the default client reads `MANGOPAY_*`).
+    pub env: Vec<(String, String)>,
+    /// Virtual clocks; `None` gives the host's real clocks.
+    pub clock: Option<VirtualClock>,
+}
+
+/// One instance of the component and typed calls into its `auth` interface.
+/// A `wasmtime::Error` is a trap or host failure; the inner `Result` is the component's answer.
+pub struct Instance {
+    store: Store<State>,
+    api: bindings::Component,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl Instance {
+    pub fn create_client(
+        &mut self,
+        config: &Config,
+    ) -> wasmtime::Result<Result<ResourceAny, Error>> {
+        self.api
+            .mangopay_auth_auth()
+            .client()
+            .call_create(&mut self.store, config)
+    }
+
+    pub fn get_token(&mut self, client: ResourceAny) -> wasmtime::Result<Result<Token, Error>> {
+        self.api
+            .mangopay_auth_auth()
+            .client()
+            .call_get_token(&mut self.store, client)
+    }
+
+    pub fn authorize_request(
+        &mut self,
+        client: ResourceAny,
+        request: &HttpRequest,
+    ) -> wasmtime::Result<Result<HttpRequest, Error>> {
+        self.api
+            .mangopay_auth_auth()
+            .client()
+            .call_authorize_request(&mut self.store, client, request)
+    }
+
+    /// `get-token` of the default (environment-configured) client.
+    pub fn default_get_token(&mut self) -> wasmtime::Result<Result<Token, Error>> {
+        self.api
+            .mangopay_auth_auth()
+            .call_get_token(&mut self.store)
+    }
+
+    /// `authorize-request` of the default (environment-configured) client.
+    pub fn default_authorize_request(
+        &mut self,
+        request: &HttpRequest,
+    ) -> wasmtime::Result<Result<HttpRequest, Error>> {
+        self.api
+            .mangopay_auth_auth()
+            .call_authorize_request(&mut self.store, request)
+    }
+
+    /// Everything the component wrote to stdout and stderr.
+    pub fn output(&self) -> String {
+        let mut text = String::from_utf8_lossy(&self.stdout.contents()).into_owned();
+        text.push_str(&String::from_utf8_lossy(&self.stderr.contents()));
+        text
+    }
+}
+
+/// A config for `base_url` with the defaults for everything optional.
+pub fn config(client_id: &str, api_key: &str, base_url: &str) -> Config {
+    Config {
+        client_id: client_id.into(),
+        api_key: api_key.into(),
+        environment: Environment::Sandbox,
+        base_url: Some(base_url.into()),
+        refresh_margin_seconds: None,
+        timeouts: None,
+    }
+}

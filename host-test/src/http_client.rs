@@ -1,0 +1,63 @@
+//! The host's own HTTP calls (the API request a component authorized), sent with the same
+//! client wasmtime-wasi-http uses for the component, so http and https both work.
+
+use crate::host::HttpRequest;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use std::sync::OnceLock;
+
+/// Status and body of an answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Sends a body-less request and reads the whole answer.
+pub fn send(request: &HttpRequest) -> Result<Answer, String> {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    });
+    let mut builder = http::Request::builder()
+        .method(request.method.as_str())
+        .uri(request.url.as_str());
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    // wasi:http adds Host for the component; the host's own calls must add it themselves.
+    if !request
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("host"))
+    {
+        let uri: http::Uri = request.url.parse().map_err(|e| format!("{e}"))?;
+        if let Some(authority) = uri.authority() {
+            builder = builder.header("host", authority.as_str());
+        }
+    }
+    let body = Empty::<Bytes>::new().map_err(|never| match never {});
+    let outgoing = builder.body(body).map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let (response, io) = wasmtime_wasi_http::default_send_request(outgoing, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let driver = tokio::spawn(io);
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        driver.abort();
+        Ok(Answer {
+            status,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    })
+}

@@ -1,0 +1,8 @@
+//! Runs the mangopay-auth component the way a real host does (wasmtime, wasmtime-wasi,
+//! wasmtime-wasi-http) against a mock Mangopay on 127.0.0.1, with host-supplied virtual clocks.
+
+pub mod artifact;
+pub mod clock;
+pub mod host;
+pub mod http_client;
+pub mod mock;

@@ -1,0 +1,305 @@
+//! A mock Mangopay on 127.0.0.1: the token endpoint and one protected API endpoint, served by
+//! hyper. It records every request and measures token expiry on the shared virtual clock.
+
+use crate::clock::VirtualClock;
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use wasmtime_wasi_http::io::TokioIo;
+
+pub const TOKEN_PATH: &str = "/v2.01/oauth/token";
+pub const LOCKOUT_BODY: &str = r#"{"error":"unauthorized_client","error_description":"This account has been temporarily locked for security reasons. Please try again later."}"#;
+
+/// One request as it arrived on the wire.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Header names lower-cased, in arrival order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RecordedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A canned answer, served instead of the normal behaviour of the token endpoint.
+#[derive(Clone, Debug)]
+pub struct Canned {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+struct Issued {
+    client_id: String,
+    expires_at: Duration,
+}
+
+#[derive(Default)]
+struct MockState {
+    accounts: HashMap<String, String>,
+    expires_in: u64,
+    locked: bool,
+    tokens: HashMap<String, Issued>,
+    canned: VecDeque<Canned>,
+    requests: Vec<RecordedRequest>,
+    rejected_api_calls: usize,
+}
+
+/// The running mock. Dropping it stops the server.
+pub struct MockMangopay {
+    addr: SocketAddr,
+    state: Arc<Mutex<MockState>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl MockMangopay {
+    /// Starts a server on an ephemeral 127.0.0.1 port; tokens live 1200 s (the sandbox default)
+    /// until `set_expires_in` says otherwise.
+    pub fn start(clock: VirtualClock) -> MockMangopay {
+        let state = Arc::new(Mutex::new(MockState {
+            expires_in: 1200,
+            ..MockState::default()
+        }));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind 127.0.0.1");
+        let addr = listener.local_addr().expect("a local address");
+        let shared = state.clone();
+        runtime.spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (state, clock) = (shared.clone(), clock.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(state.clone(), clock.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        MockMangopay {
+            addr,
+            state,
+            _runtime: runtime,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn state(&self) -> MutexGuard<'_, MockState> {
+        self.state.lock().expect("mock state")
+    }
+
+    pub fn add_account(&self, client_id: &str, api_key: &str) {
+        self.state()
+            .accounts
+            .insert(client_id.to_owned(), api_key.to_owned());
+    }
+
+    /// `expires_in` of the tokens issued from now on.
+    pub fn set_expires_in(&self, seconds: u64) {
+        self.state().expires_in = seconds;
+    }
+
+    /// While locked, the token endpoint answers the documented 400 lockout body.
+    pub fn set_locked(&self, locked: bool) {
+        self.state().locked = locked;
+    }
+
+    /// Serves `answer` to the next token request, before any check.
+    pub fn push_canned(&self, answer: Canned) {
+        self.state().canned.push_back(answer);
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state().requests.clone()
+    }
+
+    pub fn token_requests(&self) -> usize {
+        self.state()
+            .requests
+            .iter()
+            .filter(|r| r.path == TOKEN_PATH)
+            .count()
+    }
+
+    /// Requests to anything but the token endpoint.
+    pub fn api_requests(&self) -> usize {
+        self.state()
+            .requests
+            .iter()
+            .filter(|r| r.path != TOKEN_PATH)
+            .count()
+    }
+
+    /// API requests refused for a missing, unknown, foreign or expired token.
+    pub fn rejected_api_calls(&self) -> usize {
+        self.state().rejected_api_calls
+    }
+
+    /// Every token issued so far.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state().tokens.keys().cloned().collect()
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+async fn handle(
+    state: Arc<Mutex<MockState>>,
+    clock: VirtualClock,
+    request: Request<Incoming>,
+) -> Result<Reply, Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    let recorded = RecordedRequest {
+        method: parts.method.to_string(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or("/".into(), |p| p.to_string()),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+    };
+    let mut state = state.lock().expect("mock state");
+    let reply = if recorded.path == TOKEN_PATH {
+        token_endpoint(&mut state, &clock, &recorded)
+    } else {
+        api_endpoint(&mut state, &clock, &recorded)
+    };
+    state.requests.push(recorded);
+    Ok(reply)
+}
+
+fn reply(status: u16, content_type: &str, body: impl Into<Bytes>) -> Reply {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(body.into()))
+        .expect("a valid response")
+}
+
+fn json(status: u16, body: String) -> Reply {
+    reply(status, "application/json; charset=utf-8", body)
+}
+
+/// The documented API error for bad credentials and bad tokens.
+fn invalid_credentials(clock: &VirtualClock) -> Reply {
+    let id: u128 = rand::random();
+    json(
+        401,
+        format!(
+            r#"{{"Message":"The authorization credentials are not valid","Type":"invalid_credentials","Id":"{id:032x}","Date":{}.0,"errors":null}}"#,
+            clock.wall().as_secs()
+        ),
+    )
+}
+
+fn token_endpoint(state: &mut MockState, clock: &VirtualClock, req: &RecordedRequest) -> Reply {
+    if let Some(canned) = state.canned.pop_front() {
+        return reply(canned.status, canned.content_type, canned.body);
+    }
+    let oauth_error = |status, error: &str| json(status, format!(r#"{{"error":"{error}"}}"#));
+    if req.method != "POST" {
+        return oauth_error(405, "invalid_request");
+    }
+    if req.header("content-type") != Some("application/x-www-form-urlencoded") {
+        return oauth_error(400, "invalid_request");
+    }
+    let form: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
+    if form != [("grant_type".to_owned(), "client_credentials".to_owned())] {
+        return oauth_error(400, "unsupported_grant_type");
+    }
+    if state.locked {
+        return json(400, LOCKOUT_BODY.to_owned());
+    }
+    let Some(client_id) = basic_client(state, req.header("authorization")) else {
+        return invalid_credentials(clock);
+    };
+    let token = format!("{:032x}", rand::random::<u128>());
+    state.tokens.insert(
+        token.clone(),
+        Issued {
+            client_id,
+            expires_at: clock.now() + Duration::from_secs(state.expires_in),
+        },
+    );
+    json(
+        200,
+        format!(
+            r#"{{"access_token":"{token}","token_type":"bearer","expires_in":{}}}"#,
+            state.expires_in
+        ),
+    )
+}
+
+/// The client id of a valid `Basic base64(id:key)` header.
+fn basic_client(state: &MockState, authorization: Option<&str>) -> Option<String> {
+    let encoded = authorization?.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let pair = String::from_utf8(decoded).ok()?;
+    let (id, key) = pair.split_once(':')?;
+    (state.accounts.get(id).map(String::as_str) == Some(key)).then(|| id.to_owned())
+}
+
+/// `GET /v2.01/{ClientId}/users`: only with a live token issued to that client.
+fn api_endpoint(state: &mut MockState, clock: &VirtualClock, req: &RecordedRequest) -> Reply {
+    let Some(client_id) = req
+        .path
+        .strip_prefix("/v2.01/")
+        .and_then(|rest| rest.split('?').next())
+        .and_then(|path| path.strip_suffix("/users"))
+    else {
+        return json(404, r#"{"Message":"Not found","Type":"not_found"}"#.into());
+    };
+    let live = req
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|token| state.tokens.get(token))
+        .is_some_and(|t| t.client_id == client_id && clock.now() < t.expires_at);
+    if !live {
+        state.rejected_api_calls += 1;
+        return invalid_credentials(clock);
+    }
+    json(200, r#"[{"Id":"user_1","FirstName":"Ada"}]"#.into())
+}
