@@ -176,11 +176,13 @@ mod tests {
     use std::cell::Cell;
     use std::rc::Rc;
 
+    type Answer = Result<(u16, String), TransportError>;
+
     /// Answers token requests from a script and counts them.
     #[derive(Clone, Default)]
     struct FakeTransport {
         sent: Rc<Cell<u32>>,
-        answer: Rc<RefCell<Option<Result<(u16, String), TransportError>>>>,
+        answer: Rc<RefCell<Option<Answer>>>,
     }
 
     impl FakeTransport {

@@ -19,6 +19,7 @@ pub fn component_wasm() -> &'static Path {
 /// `cargo build -p <package> --target wasm32-wasip2 --release`, returning the artifact that
 /// cargo reports for `<lib_name>`.
 pub fn build(package: &str, lib_name: &str) -> PathBuf {
+    ensure_target();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -49,4 +50,22 @@ pub fn build(package: &str, lib_name: &str) -> PathBuf {
         .filter_map(|f| f.as_str().map(PathBuf::from))
         .find(|f| f.extension().is_some_and(|e| e == "wasm"))
         .unwrap_or_else(|| panic!("cargo reported no .wasm for {lib_name}"))
+}
+
+/// A fresh machine lacks the wasm32-wasip2 standard library: add it with rustup, so that the
+/// README's commands need no set-up step of their own.
+fn ensure_target() {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let installed = sysroot.is_some_and(|s| s.join("lib/rustlib/wasm32-wasip2").is_dir());
+    if !installed {
+        eprintln!("installing the wasm32-wasip2 target with rustup");
+        let _ = Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip2"])
+            .status();
+    }
 }

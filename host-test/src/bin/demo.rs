@@ -1,0 +1,168 @@
+//! The main job: build the component, load it in wasmtime, fetch and use a token.
+//!
+//! Without credentials in the environment it starts the embedded mock Mangopay on 127.0.0.1.
+//! With `MANGOPAY_CLIENT_ID` and `MANGOPAY_API_KEY` set (and optionally `MANGOPAY_ENVIRONMENT`,
+//! `MANGOPAY_BASE_URL`) it talks to the real Mangopay instead.
+
+use host_test::artifact;
+use host_test::clock::VirtualClock;
+use host_test::host::{Config, Environment, Error, Host, HttpRequest, InstanceOptions};
+use host_test::http_client;
+use host_test::mock::MockMangopay;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// What a token looks like in this output: its first 6 characters.
+fn shorten(token: &str) -> String {
+    format!("{}… ({} chars)", token.get(..6).unwrap_or(""), token.len())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("demo failed: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let real = env("MANGOPAY_CLIENT_ID").zip(env("MANGOPAY_API_KEY"));
+    let clock = VirtualClock::new();
+    let mut mock = None;
+    let (config, client_id) = match real {
+        Some((client_id, api_key)) => {
+            let environment = match env("MANGOPAY_ENVIRONMENT").as_deref() {
+                Some("production") => Environment::Production,
+                _ => Environment::Sandbox,
+            };
+            println!("mode: real Mangopay ({environment:?}), credentials from the environment");
+            let config = Config {
+                client_id: client_id.clone(),
+                api_key,
+                environment,
+                base_url: env("MANGOPAY_BASE_URL"),
+                refresh_margin_seconds: None,
+                timeouts: None,
+            };
+            (config, client_id)
+        }
+        None => {
+            let server = MockMangopay::start(clock.clone());
+            server.add_account("demo-client", "demo-api-key");
+            println!(
+                "mode: mock Mangopay at {} (set MANGOPAY_CLIENT_ID and MANGOPAY_API_KEY to use the real sandbox)",
+                server.base_url()
+            );
+            let config = host_test::host::config("demo-client", "demo-api-key", &server.base_url());
+            mock = Some(server);
+            (config, "demo-client".to_owned())
+        }
+    };
+
+    let started = Instant::now();
+    let wasm = artifact::component_wasm();
+    let size = std::fs::metadata(wasm).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "component: {} ({} KiB), built in {:.1?}",
+        wasm.display(),
+        size / 1024,
+        started.elapsed()
+    );
+    let started = Instant::now();
+    let host = Host::load(wasm).map_err(|e| format!("loading the component: {e}"))?;
+    // Real credentials run on real time; the mock on virtual time, to show renewal at once.
+    let options = InstanceOptions {
+        env: Vec::new(),
+        clock: mock.as_ref().map(|_| clock.clone()),
+    };
+    let mut instance = host.instantiate(options).map_err(|e| e.to_string())?;
+    println!("loaded in wasmtime in {:.1?}", started.elapsed());
+
+    let show = |e: Error| format!("{e:?}");
+    let client = instance
+        .create_client(&config)
+        .map_err(|e| e.to_string())?
+        .map_err(show)?;
+    let token = instance
+        .get_token(client)
+        .map_err(|e| e.to_string())?
+        .map_err(show)?;
+    println!(
+        "token: {}, type {}, expires in {} s (at unix time {})",
+        shorten(&token.access_token),
+        token.token_type,
+        token.expires_in_seconds,
+        token.expires_at_unix_seconds
+    );
+
+    let base = config
+        .base_url
+        .clone()
+        .unwrap_or_else(|| match config.environment {
+            Environment::Sandbox => "https://api.sandbox.mangopay.com".into(),
+            Environment::Production => "https://api.mangopay.com".into(),
+        });
+    let request = HttpRequest {
+        method: "GET".into(),
+        url: format!("{base}/v2.01/{client_id}/users?per_page=1"),
+        headers: vec![("Accept".into(), "application/json".into())],
+    };
+    let authorized = instance
+        .authorize_request(client, &request)
+        .map_err(|e| e.to_string())?
+        .map_err(show)?;
+    for (name, value) in &authorized.headers {
+        let value = match value.strip_prefix("Bearer ") {
+            Some(token) => format!("Bearer {}", shorten(token)),
+            None => value.clone(),
+        };
+        println!("authorized header: {name}: {value}");
+    }
+    let answer = http_client::send(&authorized)?;
+    println!("GET {} -> {}", request.url, answer.status);
+
+    let started = Instant::now();
+    for _ in 0..1000 {
+        instance
+            .authorize_request(client, &request)
+            .map_err(|e| e.to_string())?
+            .map_err(show)?;
+    }
+    println!("1000 more authorizations in {:.1?}", started.elapsed());
+
+    let foreign = HttpRequest {
+        url: "https://evil.example/steal".into(),
+        ..request.clone()
+    };
+    match instance
+        .authorize_request(client, &foreign)
+        .map_err(|e| e.to_string())?
+    {
+        Err(error) => println!("foreign host refused: {error:?}"),
+        Ok(_) => return Err("a foreign host was authorized".into()),
+    }
+
+    if let Some(mock) = &mock {
+        clock.advance(Duration::from_secs(1140));
+        let renewed = instance
+            .get_token(client)
+            .map_err(|e| e.to_string())?
+            .map_err(show)?;
+        println!(
+            "virtual time +1140 s (expiry 1200 s minus the 60 s margin): renewed token {}",
+            shorten(&renewed.access_token)
+        );
+        println!(
+            "token requests made: {} (for {} API calls)",
+            mock.token_requests(),
+            mock.api_requests()
+        );
+    }
+    if !(200..300).contains(&answer.status) {
+        return Err(format!("the API call answered {}", answer.status));
+    }
+    Ok(())
+}
