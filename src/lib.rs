@@ -1,17 +1,17 @@
 //! mangopay-auth: Mangopay OAuth 2.0 client credentials as a WASI 0.2 component.
 //!
-//! Pure logic lives in modules that build and test natively; the wasi:http adapter and the
-//! WIT glue exist only for wasm32.
-#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+//! Pure logic lives in modules that build and test natively (and are public so that fuzz
+//! targets and property tests can reach them); the wasi:http adapter and the WIT glue exist
+//! only for wasm32. The product's API is the WIT interface, not this crate's Rust API.
 
-mod cache;
-mod client;
-mod clock;
-mod config;
-mod error;
-mod origin;
-mod secret;
-mod wire;
+pub mod cache;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod origin;
+pub mod secret;
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;
