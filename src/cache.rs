@@ -7,6 +7,9 @@ use crate::secret::Secret;
 use crate::wire::TokenResponse;
 use std::time::Duration;
 
+/// What must remain of a token's life for it to be sent after a failed renewal.
+pub const ALIVE_GUARD: Duration = Duration::from_secs(5);
+
 /// The refresh margin actually applied: the configured one, but never more than half the
 /// lifetime, so a short-lived token (say 37 s) is still reused instead of fetched per call.
 pub fn effective_margin(configured: Duration, lifetime: Duration) -> Duration {
@@ -45,6 +48,12 @@ impl CachedToken {
     /// Whether the token may still be handed out at `now` (before its refresh point).
     pub fn is_usable(&self, now: Duration) -> bool {
         now < self.refresh_at
+    }
+
+    /// Whether the token may still be sent at `now` although it is past its refresh point:
+    /// only while `ALIVE_GUARD` remains, so it cannot expire on its way to Mangopay.
+    pub fn is_alive(&self, now: Duration) -> bool {
+        now + ALIVE_GUARD < self.expires_at
     }
 
     /// Whole seconds until the token expires.

@@ -3,8 +3,9 @@
 
 use crate::cache::CachedToken;
 use crate::config::{ClientConfig, Settings, Timeouts};
-use crate::error::{self, Error, RawResponse, TransportError};
+use crate::error::{self, ApiError, Error, RawResponse, TransportError};
 use crate::origin::{Origin, UrlError};
+use crate::retry;
 use crate::wire;
 use std::cell::RefCell;
 use std::time::Duration;
@@ -18,8 +19,10 @@ pub trait Transport {
 pub trait Clock {
     /// Monotonic time since an arbitrary origin: what expiry is measured on.
     fn monotonic(&self) -> Duration;
-    /// Wall time since the Unix epoch: only to report the expiry instant.
+    /// Wall time since the Unix epoch: to report the expiry instant and read HTTP dates.
     fn wall(&self) -> Duration;
+    /// Waits (between retries).
+    fn sleep(&self, duration: Duration);
 }
 
 /// Everything the transport needs to send one token request.
@@ -48,9 +51,45 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
 }
 
+/// What a 401 from the Mangopay API means, as `check_response` reads it.
+#[derive(Debug, PartialEq)]
+pub enum Verdict {
+    /// Not a 401: nothing for authentication to do.
+    Accepted,
+    /// The token was refused. If it was the held one it is dropped, so the next call fetches a
+    /// new one; the API error of the answer, if it had one, is carried along.
+    TokenRejected(Option<ApiError>),
+    /// Strong Customer Authentication is pending: the token is fine and kept; the user must
+    /// complete the action at the redirect URL (when the challenge names one).
+    ScaRequired(Option<String>),
+}
+
+/// A held token and what the client remembers between calls.
+#[derive(Default)]
+struct State {
+    held: Option<CachedToken>,
+    /// No token request before `until`; meanwhile calls get `error` (or the held token while
+    /// it lives).
+    block: Option<Block>,
+    /// Consecutive credential failures, for the doubling cool-down.
+    strikes: u32,
+    token_requests: u64,
+}
+
+struct Block {
+    until: Duration,
+    error: Error,
+}
+
+/// A failed token request, with the server's `Retry-After` if it sent one.
+struct Failure {
+    error: Error,
+    retry_after: Option<Duration>,
+}
+
 pub struct Client<T, C> {
     settings: Settings,
-    cached: RefCell<Option<CachedToken>>,
+    state: RefCell<State>,
     transport: T,
     clock: C,
 }
@@ -60,7 +99,7 @@ impl<T: Transport, C: Clock> Client<T, C> {
     pub fn new(config: ClientConfig, transport: T, clock: C) -> Result<Self, Error> {
         Ok(Client {
             settings: Settings::new(config)?,
-            cached: RefCell::new(None),
+            state: RefCell::new(State::default()),
             transport,
             clock,
         })
@@ -88,21 +127,153 @@ impl<T: Transport, C: Clock> Client<T, C> {
         Ok(request)
     }
 
-    /// Runs `f` on a usable token, fetching one first when none is held or the held one has
-    /// reached its refresh point.
-    fn with_token<R>(&self, f: impl FnOnce(&CachedToken, Duration) -> R) -> Result<R, Error> {
-        let now = self.clock.monotonic();
-        if let Some(token) = self.cached.borrow().as_ref().filter(|t| t.is_usable(now)) {
-            return Ok(f(token, now));
+    /// Reads the answer to an API call this client authorized. A 401 with a Strong Customer
+    /// Authentication challenge leaves the token alone; any other 401 drops the held token if
+    /// it is the one `request` carried (a token renewed since is kept).
+    pub fn check_response(
+        &self,
+        request: &HttpRequest,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Verdict {
+        if status != 401 {
+            return Verdict::Accepted;
         }
-        let fresh = self.fetch(now)?;
-        let result = f(&fresh, now);
-        *self.cached.borrow_mut() = Some(fresh);
-        Ok(result)
+        if let Some(challenge) =
+            header_values(headers, "www-authenticate").find(|v| wire::is_sca_challenge(v))
+        {
+            return Verdict::ScaRequired(wire::sca_redirect_url(challenge));
+        }
+        let sent = header_values(&request.headers, "authorization")
+            .find_map(|v| v.strip_prefix("Bearer "));
+        let mut state = self.state.borrow_mut();
+        let held_was_sent = state
+            .held
+            .as_ref()
+            .is_some_and(|held| sent.is_none_or(|sent| sent == held.access_token.expose()));
+        if held_was_sent {
+            state.held = None;
+        }
+        let secrets = [
+            self.settings.api_key.expose(),
+            self.settings.basic_authorization.expose(),
+            sent.unwrap_or_default(),
+        ];
+        let api_error = match wire::parse_error_body(body) {
+            Some(wire::ErrorBody::Api {
+                message,
+                error_type,
+                id,
+                date,
+            }) => Some(ApiError {
+                status,
+                message: error::quote(&message, &secrets),
+                error_type: error::quote(&error_type, &secrets),
+                id: id.as_deref().map(|id| error::quote(id, &secrets)),
+                date,
+                retry_in: None,
+            }),
+            _ => None,
+        };
+        Verdict::TokenRejected(api_error)
     }
 
-    fn fetch(&self, now: Duration) -> Result<CachedToken, Error> {
+    /// How many token requests this client has sent.
+    pub fn token_requests(&self) -> u64 {
+        self.state.borrow().token_requests
+    }
+
+    /// Runs `f` on a usable token. Fetches one when none is held or the held one has reached
+    /// its refresh point, unless a cool-down or `Retry-After` forbids it; a held token that
+    /// has not expired yet is served through failed renewals.
+    fn with_token<R>(&self, f: impl FnOnce(&CachedToken, Duration) -> R) -> Result<R, Error> {
+        let now = self.clock.monotonic();
+        {
+            let state = self.state.borrow();
+            if let Some(token) = state.held.as_ref().filter(|t| t.is_usable(now)) {
+                return Ok(f(token, now));
+            }
+            if let Some(block) = state.block.as_ref().filter(|b| now < b.until) {
+                if let Some(token) = state.held.as_ref().filter(|t| t.is_alive(now)) {
+                    return Ok(f(token, now));
+                }
+                return Err(block.error.clone().with_retry_in(block.until - now));
+            }
+        }
+        let fetched = self.fetch();
+        let now = self.clock.monotonic();
+        let mut state = self.state.borrow_mut();
+        let failure = match fetched {
+            Ok(token) => {
+                state.block = None;
+                state.strikes = 0;
+                let result = f(&token, now);
+                state.held = Some(token);
+                return Ok(result);
+            }
+            Err(failure) => failure,
+        };
+        let alive = state.held.as_ref().is_some_and(|t| t.is_alive(now));
+        let cool_down = self.settings.cool_down;
+        let pause = if retry::is_credential_failure(&failure.error) {
+            state.strikes = state.strikes.saturating_add(1);
+            Some(retry::cool_down(
+                cool_down.initial,
+                cool_down.max,
+                state.strikes,
+            ))
+        } else if let Some(retry_after) = failure.retry_after {
+            Some(retry_after.min(cool_down.max))
+        } else if alive {
+            Some(retry::RENEWAL_RETRY)
+        } else {
+            None
+        };
+        if let Some(pause) = pause {
+            state.block = Some(Block {
+                until: now + pause,
+                error: failure.error.clone(),
+            });
+        }
+        if let Some(token) = state.held.as_ref().filter(|t| t.is_alive(now)) {
+            return Ok(f(token, now));
+        }
+        Err(match pause {
+            Some(pause) => failure.error.with_retry_in(pause),
+            None => failure.error,
+        })
+    }
+
+    /// Token requests until one succeeds, a fault is not transient, or the attempts or the
+    /// time budget run out.
+    fn fetch(&self) -> Result<CachedToken, Failure> {
+        let policy = self.settings.retry;
+        let started = self.clock.monotonic();
+        let mut attempt = 1;
+        loop {
+            let failure = match self.fetch_once() {
+                Ok(token) => return Ok(token),
+                Err(failure) => failure,
+            };
+            if attempt >= policy.max_attempts || !retry::is_transient(&failure.error) {
+                return Err(failure);
+            }
+            let wait = failure.retry_after.unwrap_or_else(|| {
+                retry::backoff(policy.initial_backoff, attempt, retry::jitter())
+            });
+            let elapsed = self.clock.monotonic().saturating_sub(started);
+            if elapsed + wait > policy.budget {
+                return Err(failure);
+            }
+            self.clock.sleep(wait);
+            attempt += 1;
+        }
+    }
+
+    fn fetch_once(&self) -> Result<CachedToken, Failure> {
         let settings = &self.settings;
+        let now = self.clock.monotonic();
         let wall = self.clock.wall();
         let request = TokenRequest {
             origin: &settings.base,
@@ -111,22 +282,41 @@ impl<T: Transport, C: Clock> Client<T, C> {
             body: wire::TOKEN_BODY,
             timeouts: settings.timeouts,
         };
-        let response = self
-            .transport
-            .post_token(&request)
-            .map_err(Error::Transport)?;
-        if !(200..300).contains(&response.status) || response.truncated {
-            let held = self.cached.borrow();
-            let secrets = [
-                settings.api_key.expose(),
-                settings.basic_authorization.expose(),
-                held.as_ref().map_or("", |t| t.access_token.expose()),
-            ];
-            return Err(error::classify_token_failure(&response, &secrets));
+        self.state.borrow_mut().token_requests += 1;
+        let response = self.transport.post_token(&request).map_err(|e| Failure {
+            error: Error::Transport(e),
+            retry_after: None,
+        })?;
+        let retry_after = response
+            .retry_after
+            .as_deref()
+            .and_then(|value| retry::parse_retry_after(value, wall));
+        let success = (200..300).contains(&response.status) && !response.truncated;
+        if success {
+            match wire::parse_token_response(&response.body) {
+                Ok(token) => {
+                    return Ok(CachedToken::new(token, now, wall, settings.refresh_margin));
+                }
+                // A 2xx carrying an error body is that error, not a malformed token.
+                Err(problem) if wire::parse_error_body(&response.body).is_none() => {
+                    return Err(Failure {
+                        error: Error::MalformedTokenResponse(problem),
+                        retry_after,
+                    });
+                }
+                Err(_) => {}
+            }
         }
-        let token =
-            wire::parse_token_response(&response.body).map_err(Error::MalformedTokenResponse)?;
-        Ok(CachedToken::new(token, now, wall, settings.refresh_margin))
+        let state = self.state.borrow();
+        let secrets = [
+            settings.api_key.expose(),
+            settings.basic_authorization.expose(),
+            state.held.as_ref().map_or("", |t| t.access_token.expose()),
+        ];
+        Err(Failure {
+            error: error::classify_token_failure(&response, &secrets),
+            retry_after,
+        })
     }
 }
 
@@ -162,6 +352,16 @@ fn check_request(request: &HttpRequest, base: &Origin) -> Result<(), Error> {
     Ok(())
 }
 
+fn header_values<'a>(
+    headers: &'a [(String, String)],
+    wanted: &'a str,
+) -> impl Iterator<Item = &'a str> {
+    headers
+        .iter()
+        .filter(move |(name, _)| name.eq_ignore_ascii_case(wanted))
+        .map(|(_, value)| value.as_str())
+}
+
 /// RFC 9110 `tchar`.
 fn is_token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -170,69 +370,107 @@ fn is_token_char(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Environment, TimeoutsMs};
-    use crate::error::TransportKind;
+    use crate::config::Environment;
+    use crate::error::{OAuthError, TransportKind, UnexpectedResponse};
     use crate::secret::Secret;
     use std::cell::Cell;
+    use std::collections::VecDeque;
     use std::rc::Rc;
 
-    type Answer = Result<(u16, String), TransportError>;
+    type Answer = Result<RawResponse, TransportError>;
 
-    /// Answers token requests from a script and counts them.
+    /// Answers token requests from a script (the last answer repeats) and counts them.
     #[derive(Clone, Default)]
     struct FakeTransport {
         sent: Rc<Cell<u32>>,
-        answer: Rc<RefCell<Option<Answer>>>,
+        script: Rc<RefCell<VecDeque<Answer>>>,
+    }
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Ok(RawResponse {
+            status,
+            body: body.as_bytes().to_vec(),
+            ..RawResponse::default()
+        })
+    }
+
+    fn refused() -> Answer {
+        Err(TransportError {
+            kind: TransportKind::ConnectionRefused,
+            detail: "refused".into(),
+        })
     }
 
     impl FakeTransport {
         fn answer(&self, status: u16, body: &str) {
-            *self.answer.borrow_mut() = Some(Ok((status, body.to_owned())));
+            self.script(vec![answer(status, body)]);
+        }
+
+        fn script(&self, answers: Vec<Answer>) {
+            *self.script.borrow_mut() = answers.into();
         }
     }
 
     impl Transport for FakeTransport {
         fn post_token(&self, _: &TokenRequest<'_>) -> Result<RawResponse, TransportError> {
             self.sent.set(self.sent.get() + 1);
-            let (status, body) = self.answer.borrow().clone().expect("scripted answer")?;
-            Ok(RawResponse {
-                status,
-                body: body.into_bytes(),
-                truncated: false,
-            })
+            let mut script = self.script.borrow_mut();
+            let next = if script.len() > 1 {
+                script.pop_front()
+            } else {
+                script.front().map(|a| match a {
+                    Ok(r) => Ok(RawResponse {
+                        status: r.status,
+                        retry_after: r.retry_after.clone(),
+                        body: r.body.clone(),
+                        truncated: r.truncated,
+                    }),
+                    Err(e) => Err(e.clone()),
+                })
+            };
+            next.expect("a scripted answer")
         }
     }
 
     #[derive(Clone, Default)]
-    struct FakeClock(Rc<Cell<Duration>>);
+    struct FakeClock {
+        now: Rc<Cell<Duration>>,
+        slept: Rc<Cell<Duration>>,
+    }
 
     impl FakeClock {
         fn advance(&self, by: Duration) {
-            self.0.set(self.0.get() + by);
+            self.now.set(self.now.get() + by);
         }
     }
 
     impl Clock for FakeClock {
         fn monotonic(&self) -> Duration {
-            self.0.get()
+            self.now.get()
         }
         fn wall(&self) -> Duration {
-            Duration::from_secs(1_800_000_000) + self.0.get()
+            Duration::from_secs(1_800_000_000) + self.now.get()
+        }
+        fn sleep(&self, duration: Duration) {
+            self.slept.set(self.slept.get() + duration);
+            self.advance(duration);
         }
     }
 
     const BASE: &str = "https://api.sandbox.mangopay.com";
+    const INVALID: &str = r#"{"Message":"The authorization credentials are not valid","Type":"invalid_credentials","Id":"x","Date":1.0,"errors":null}"#;
+    const LOCKOUT: &str = r#"{"error":"unauthorized_client","error_description":"This account has been temporarily locked for security reasons. Please try again later."}"#;
+
+    fn config() -> ClientConfig {
+        ClientConfig::new(
+            "my-client".into(),
+            Secret::new("my-api-key".into()),
+            Environment::Sandbox,
+        )
+    }
 
     fn client(transport: &FakeTransport, clock: &FakeClock) -> Client<FakeTransport, FakeClock> {
-        let config = ClientConfig {
-            client_id: "my-client".into(),
-            api_key: Secret::new("my-api-key".into()),
-            environment: Environment::Sandbox,
-            base_url: None,
-            refresh_margin_seconds: None,
-            timeouts: TimeoutsMs::default(),
-        };
-        Client::new(config, transport.clone(), clock.clone()).expect("valid config")
+        Client::new(config(), transport.clone(), clock.clone()).expect("valid config")
     }
 
     fn token_body(token: &str, expires_in: u64) -> String {
@@ -250,6 +488,10 @@ mod tests {
         }
     }
 
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
     #[test]
     fn one_token_request_per_lifetime() {
         let (transport, clock) = (FakeTransport::default(), FakeClock::default());
@@ -262,14 +504,15 @@ mod tests {
         }
         assert_eq!(transport.sent.get(), 1);
         // 1 s in; the refresh point is 1140 s.
-        clock.advance(Duration::from_secs(1138));
+        clock.advance(secs(1138));
         transport.answer(200, &token_body("second", 1200));
         assert_eq!(client.get_token().expect("token").access_token, "first");
-        clock.advance(Duration::from_secs(1));
+        clock.advance(secs(1));
         let token = client.get_token().expect("token");
         assert_eq!(token.access_token, "second");
         assert_eq!(token.expires_in_seconds, 1200);
         assert_eq!(transport.sent.get(), 2);
+        assert_eq!(client.token_requests(), 2);
     }
 
     #[test]
@@ -277,9 +520,9 @@ mod tests {
         let (transport, clock) = (FakeTransport::default(), FakeClock::default());
         let client = client(&transport, &clock);
         transport.answer(200, &token_body("t", 7200));
-        clock.advance(Duration::from_secs(10));
+        clock.advance(secs(10));
         client.get_token().expect("token");
-        clock.advance(Duration::from_secs(100));
+        clock.advance(secs(100));
         let token = client.get_token().expect("token");
         assert_eq!(token.expires_in_seconds, 7100);
         assert_eq!(token.expires_at_unix_seconds, 1_800_000_000 + 10 + 7200);
@@ -333,6 +576,7 @@ mod tests {
                 request(&format!("{BASE}/"), &[("X-A", "b\r\nInjected: 1")]),
                 "invalid",
             ),
+            (request(&format!("{BASE}/"), &[("X-A", "b\0")]), "invalid"),
             (request(&format!("{BASE}/"), &[("X A", "b")]), "invalid"),
         ];
         for (req, kind) in refusals {
@@ -355,7 +599,7 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_typed_and_not_cached() {
+    fn failures_are_typed_and_the_client_recovers() {
         let (transport, clock) = (FakeTransport::default(), FakeClock::default());
         let client = client(&transport, &clock);
         transport.answer(
@@ -368,21 +612,208 @@ mod tests {
                 wire::TokenProblem::UnsupportedTokenType
             ))
         );
-        *transport.answer.borrow_mut() = Some(Err(TransportError {
-            kind: TransportKind::ConnectionRefused,
-            detail: "refused".into(),
-        }));
-        assert!(matches!(client.get_token(), Err(Error::Transport(_))));
-        transport.answer(500, "my-api-key leaked?");
+        transport.answer(404, "my-api-key leaked?");
         assert_eq!(
             client.get_token(),
-            Err(Error::UnexpectedResponse {
-                status: 500,
-                excerpt: error::WITHHELD.into()
-            })
+            Err(Error::UnexpectedResponse(UnexpectedResponse {
+                status: 404,
+                excerpt: error::WITHHELD.into(),
+                retry_in: None,
+            }))
         );
+        transport.answer(200, LOCKOUT);
+        assert!(
+            matches!(
+                client.get_token(),
+                Err(Error::LockedOut(OAuthError { status: 200, .. }))
+            ),
+            "a 2xx with an OAuth error body is that error"
+        );
+        clock.advance(secs(60));
         transport.answer(200, &token_body("ok", 60));
         assert_eq!(client.get_token().expect("recovers").access_token, "ok");
         assert_eq!(transport.sent.get(), 4);
+    }
+
+    #[test]
+    fn credential_failures_cool_down_doubling() {
+        let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+        let client = client(&transport, &clock);
+        transport.answer(401, INVALID);
+        // 1,000 calls across 10 minutes: requests at 0, 60, 180 and 420 s.
+        let mut sent_at = Vec::new();
+        for call in 0..1000u64 {
+            let before = transport.sent.get();
+            let error = client.get_token().expect_err("refused");
+            if transport.sent.get() > before {
+                sent_at.push(clock.monotonic().as_secs());
+            }
+            let Error::InvalidCredentials(e) = error else {
+                panic!("call {call}: {error:?}");
+            };
+            let retry_in = e.retry_in.expect("says when to retry");
+            assert!(
+                retry_in > Duration::ZERO && retry_in <= secs(480),
+                "{retry_in:?}"
+            );
+            clock.advance(Duration::from_millis(600));
+        }
+        assert_eq!(sent_at, vec![0, 60, 180, 420]);
+    }
+
+    #[test]
+    fn lockout_cools_down_and_success_resets_it() {
+        let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+        let client = client(&transport, &clock);
+        transport.answer(400, LOCKOUT);
+        let error = client.get_token().expect_err("locked");
+        assert!(matches!(&error, Error::LockedOut(e) if e.retry_in == Some(secs(60))));
+        clock.advance(secs(59));
+        assert!(
+            matches!(client.get_token(), Err(Error::LockedOut(e)) if e.retry_in == Some(secs(1)))
+        );
+        assert_eq!(transport.sent.get(), 1);
+        clock.advance(secs(1));
+        transport.answer(200, &token_body("back", 1200));
+        assert_eq!(client.get_token().expect("token").access_token, "back");
+        clock.advance(secs(1200));
+        transport.answer(400, LOCKOUT);
+        assert!(
+            matches!(client.get_token(), Err(Error::LockedOut(e)) if e.retry_in == Some(secs(60)))
+        );
+        assert_eq!(transport.sent.get(), 3);
+    }
+
+    #[test]
+    fn transient_faults_are_retried_with_backoff_inside_the_budget() {
+        let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+        let client = client(&transport, &clock);
+        transport.script(vec![
+            refused(),
+            answer(503, "busy"),
+            answer(200, &token_body("third", 1200)),
+        ]);
+        assert_eq!(client.get_token().expect("token").access_token, "third");
+        assert_eq!(transport.sent.get(), 3);
+        // Full jitter: at most 200 ms then 400 ms.
+        assert!(clock.slept.get() <= Duration::from_millis(600));
+
+        transport.script(vec![answer(500, "down")]);
+        clock.advance(secs(1200));
+        let error = client.get_token().expect_err("down");
+        assert!(
+            matches!(&error, Error::UnexpectedResponse(r) if r.status == 500 && r.retry_in.is_none())
+        );
+        assert_eq!(transport.sent.get(), 6, "three attempts, no more");
+        // Not retried at all: other 4xx.
+        transport.answer(400, r#"{"error":"invalid_request"}"#);
+        assert!(matches!(client.get_token(), Err(Error::OAuth(_))));
+        assert_eq!(transport.sent.get(), 7);
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_remembered() {
+        let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+        let client = client(&transport, &clock);
+        transport.script(vec![Ok(RawResponse {
+            status: 429,
+            retry_after: Some("120".into()),
+            body: b"slow down".to_vec(),
+            truncated: false,
+        })]);
+        let error = client.get_token().expect_err("rate limited");
+        assert!(
+            matches!(&error, Error::UnexpectedResponse(r) if r.status == 429 && r.retry_in == Some(secs(120)))
+        );
+        assert_eq!(
+            transport.sent.get(),
+            1,
+            "a 120 s wait does not fit the 10 s budget"
+        );
+        clock.advance(secs(119));
+        assert!(client.get_token().is_err());
+        assert_eq!(transport.sent.get(), 1);
+        // Within the budget, the wait is taken and the call succeeds.
+        clock.advance(secs(1));
+        transport.script(vec![
+            Ok(RawResponse {
+                status: 503,
+                retry_after: Some("2".into()),
+                ..RawResponse::default()
+            }),
+            answer(200, &token_body("after", 1200)),
+        ]);
+        assert_eq!(client.get_token().expect("token").access_token, "after");
+        assert_eq!(clock.slept.get(), secs(2));
+        // A huge Retry-After is capped at the cool-down maximum (15 min).
+        clock.advance(secs(1200));
+        transport.script(vec![Ok(RawResponse {
+            status: 503,
+            retry_after: Some("999999".into()),
+            ..RawResponse::default()
+        })]);
+        assert!(
+            matches!(client.get_token(), Err(Error::UnexpectedResponse(r)) if r.retry_in == Some(secs(900)))
+        );
+    }
+
+    #[test]
+    fn a_live_token_is_served_through_failed_renewals() {
+        let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+        let client = client(&transport, &clock);
+        transport.answer(200, &token_body("old", 1200));
+        client.get_token().expect("token");
+        clock.advance(secs(1140));
+        transport.script(vec![refused()]);
+        assert_eq!(client.get_token().expect("held").access_token, "old");
+        let sent = transport.sent.get();
+        assert_eq!(sent, 4, "one fetch plus two retries");
+        // No new attempt for 5 s: the held token is served.
+        assert_eq!(client.get_token().expect("held").access_token, "old");
+        assert_eq!(transport.sent.get(), sent);
+        // Never once fewer than 5 s of life remain.
+        clock.advance(secs(1200 - 1140 - 5));
+        let error = client.get_token().expect_err("expired for sending");
+        assert!(matches!(error, Error::Transport(_)));
+    }
+
+    #[test]
+    fn check_response_reads_401s() {
+        let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+        let client = client(&transport, &clock);
+        transport.answer(200, &token_body("t1", 1200));
+        let sent = client
+            .authorize_request(request(&format!("{BASE}/v2.01/my-client/users"), &[]))
+            .expect("authorized");
+        assert_eq!(
+            client.check_response(&sent, 200, &[], b"[]"),
+            Verdict::Accepted
+        );
+
+        let sca = vec![(
+            "WWW-Authenticate".to_string(),
+            "PendingUserAction RedirectUrl=https://sca.example/x".to_string(),
+        )];
+        assert_eq!(
+            client.check_response(&sent, 401, &sca, b""),
+            Verdict::ScaRequired(Some("https://sca.example/x".into()))
+        );
+        assert_eq!(client.get_token().expect("kept").access_token, "t1");
+        assert_eq!(transport.sent.get(), 1);
+
+        let verdict = client.check_response(&sent, 401, &[], INVALID.as_bytes());
+        let Verdict::TokenRejected(Some(api)) = verdict else {
+            panic!("{verdict:?}");
+        };
+        assert_eq!(api.error_type, "invalid_credentials");
+        transport.answer(200, &token_body("t2", 1200));
+        assert_eq!(client.get_token().expect("renewed").access_token, "t2");
+        // A late 401 for the old token does not drop the new one.
+        assert_eq!(
+            client.check_response(&sent, 401, &[], b""),
+            Verdict::TokenRejected(None)
+        );
+        assert_eq!(client.get_token().expect("kept").access_token, "t2");
+        assert_eq!(transport.sent.get(), 2);
     }
 }

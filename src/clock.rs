@@ -18,4 +18,8 @@ impl Clock for HostClock {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
     }
+
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
 }

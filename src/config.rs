@@ -12,6 +12,12 @@ pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+pub const MAX_MAX_ATTEMPTS: u32 = 10;
+pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(10);
+pub const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_COOL_DOWN: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Environment {
@@ -27,6 +33,21 @@ pub struct TimeoutsMs {
     pub between_bytes: Option<u32>,
 }
 
+/// Retries of transient faults as given; `None` takes the default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RetryGiven {
+    pub max_attempts: Option<u32>,
+    pub initial_backoff_ms: Option<u32>,
+    pub budget_ms: Option<u32>,
+}
+
+/// The credential-failure cool-down as given; `None` takes the default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CoolDownGiven {
+    pub initial_seconds: Option<u32>,
+    pub max_seconds: Option<u32>,
+}
+
 /// The configuration as the caller gave it.
 pub struct ClientConfig {
     pub client_id: String,
@@ -35,6 +56,42 @@ pub struct ClientConfig {
     pub base_url: Option<String>,
     pub refresh_margin_seconds: Option<u32>,
     pub timeouts: TimeoutsMs,
+    pub retry: RetryGiven,
+    pub cool_down: CoolDownGiven,
+}
+
+impl ClientConfig {
+    /// A configuration with every optional field at its default.
+    pub fn new(client_id: String, api_key: Secret, environment: Environment) -> Self {
+        ClientConfig {
+            client_id,
+            api_key,
+            environment,
+            base_url: None,
+            refresh_margin_seconds: None,
+            timeouts: TimeoutsMs::default(),
+            retry: RetryGiven::default(),
+            cool_down: CoolDownGiven::default(),
+        }
+    }
+}
+
+/// Retries of transient faults inside one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included (1 = no retry).
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    /// No retry starts once this much time has gone by in the call.
+    pub budget: Duration,
+}
+
+/// The pause after invalid credentials or a lockout: `initial`, doubling per repeat, up to `max`.
+/// `max` also caps how long a `Retry-After` is honoured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoolDown {
+    pub initial: Duration,
+    pub max: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +111,8 @@ pub struct Settings {
     pub base: Origin,
     pub refresh_margin: Duration,
     pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+    pub cool_down: CoolDown,
 }
 
 impl Settings {
@@ -102,6 +161,26 @@ impl Settings {
                 "between-bytes-ms",
             )?,
         };
+        let r = config.retry;
+        let max_attempts = r.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        if !(1..=MAX_MAX_ATTEMPTS).contains(&max_attempts) {
+            return invalid("retry.max-attempts must be from 1 to 10");
+        }
+        let ms = |v: Option<u32>, default| v.map_or(default, |v| Duration::from_millis(v.into()));
+        let retry = RetryPolicy {
+            max_attempts,
+            initial_backoff: ms(r.initial_backoff_ms, DEFAULT_INITIAL_BACKOFF),
+            budget: ms(r.budget_ms, DEFAULT_RETRY_BUDGET),
+        };
+        let c = config.cool_down;
+        let secs = |v: Option<u32>, default| v.map_or(default, |v| Duration::from_secs(v.into()));
+        let cool_down = CoolDown {
+            initial: secs(c.initial_seconds, DEFAULT_COOL_DOWN),
+            max: secs(c.max_seconds, DEFAULT_MAX_COOL_DOWN),
+        };
+        if cool_down.initial.is_zero() || cool_down.max < cool_down.initial {
+            return invalid("cool-down: initial-seconds must be positive and at most max-seconds");
+        }
         Ok(Settings {
             basic_authorization: wire::basic_authorization(
                 &config.client_id,
@@ -113,6 +192,8 @@ impl Settings {
                 .refresh_margin_seconds
                 .map_or(DEFAULT_REFRESH_MARGIN, |s| Duration::from_secs(s.into())),
             timeouts,
+            retry,
+            cool_down,
         })
     }
 }
@@ -138,14 +219,13 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<ClientConfig, Er
             ));
         }
     };
-    Ok(ClientConfig {
-        client_id: required("MANGOPAY_CLIENT_ID")?,
-        api_key: Secret::new(required("MANGOPAY_API_KEY")?),
+    let mut config = ClientConfig::new(
+        required("MANGOPAY_CLIENT_ID")?,
+        Secret::new(required("MANGOPAY_API_KEY")?),
         environment,
-        base_url: var("MANGOPAY_BASE_URL").filter(|u| !u.is_empty()),
-        refresh_margin_seconds: None,
-        timeouts: TimeoutsMs::default(),
-    })
+    );
+    config.base_url = var("MANGOPAY_BASE_URL").filter(|u| !u.is_empty());
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -153,14 +233,13 @@ mod tests {
     use super::*;
 
     pub fn config(client_id: &str, api_key: &str, base_url: Option<&str>) -> ClientConfig {
-        ClientConfig {
-            client_id: client_id.into(),
-            api_key: Secret::new(api_key.into()),
-            environment: Environment::Sandbox,
-            base_url: base_url.map(Into::into),
-            refresh_margin_seconds: None,
-            timeouts: TimeoutsMs::default(),
-        }
+        let mut config = ClientConfig::new(
+            client_id.into(),
+            Secret::new(api_key.into()),
+            Environment::Sandbox,
+        );
+        config.base_url = base_url.map(Into::into);
+        config
     }
 
     #[test]
@@ -169,6 +248,10 @@ mod tests {
         assert_eq!(s.base.to_url(), "https://api.sandbox.mangopay.com");
         assert_eq!(s.refresh_margin, Duration::from_secs(60));
         assert_eq!(s.timeouts.connect, Duration::from_secs(5));
+        assert_eq!(s.retry.max_attempts, 3);
+        assert_eq!(s.retry.budget, Duration::from_secs(10));
+        assert_eq!(s.cool_down.initial, Duration::from_secs(60));
+        assert_eq!(s.cool_down.max, Duration::from_secs(900));
         let mut production = config("id", "key", None);
         production.environment = Environment::Production;
         let s = Settings::new(production).expect("valid");
@@ -206,6 +289,17 @@ mod tests {
         let mut zero = config("id", "key", None);
         zero.timeouts.connect = Some(0);
         assert!(matches!(Settings::new(zero), Err(Error::InvalidConfig(_))));
+        for attempts in [0, 11] {
+            let mut c = config("id", "key", None);
+            c.retry.max_attempts = Some(attempts);
+            assert!(matches!(Settings::new(c), Err(Error::InvalidConfig(_))));
+        }
+        let mut c = config("id", "key", None);
+        c.cool_down = CoolDownGiven {
+            initial_seconds: Some(120),
+            max_seconds: Some(60),
+        };
+        assert!(matches!(Settings::new(c), Err(Error::InvalidConfig(_))));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! map onto them.
 
 use crate::wire::{self, ErrorBody, TokenProblem};
+use std::time::Duration;
 
 /// Longest excerpt of an unexpected body, in characters.
 const EXCERPT_CHARS: usize = 200;
@@ -13,6 +14,8 @@ pub struct ApiError {
     pub error_type: String,
     pub id: Option<String>,
     pub date: Option<f64>,
+    /// How long the component will not call the token endpoint again (cool-down).
+    pub retry_in: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +23,14 @@ pub struct OAuthError {
     pub status: u16,
     pub error: String,
     pub description: Option<String>,
+    pub retry_in: Option<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnexpectedResponse {
+    pub status: u16,
+    pub excerpt: String,
+    pub retry_in: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,13 +62,29 @@ pub enum Error {
     InvalidRequest(String),
     Transport(TransportError),
     MalformedTokenResponse(TokenProblem),
-    UnexpectedResponse { status: u16, excerpt: String },
+    UnexpectedResponse(UnexpectedResponse),
+}
+
+impl Error {
+    /// The same error, saying the token endpoint will not be called for `retry_in`.
+    /// Errors that carry no such field are returned as they are.
+    pub fn with_retry_in(mut self, retry_in: Duration) -> Error {
+        match &mut self {
+            Error::InvalidCredentials(e) => e.retry_in = Some(retry_in),
+            Error::LockedOut(e) | Error::OAuth(e) => e.retry_in = Some(retry_in),
+            Error::UnexpectedResponse(e) => e.retry_in = Some(retry_in),
+            _ => {}
+        }
+        self
+    }
 }
 
 /// A complete answer of the token endpoint, as read from the wire.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RawResponse {
     pub status: u16,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
     pub body: Vec<u8>,
     /// The body was longer than the transport's cap and was cut there.
     pub truncated: bool,
@@ -69,10 +96,7 @@ pub struct RawResponse {
 pub fn classify_token_failure(response: &RawResponse, secrets: &[&str]) -> Error {
     let status = response.status;
     if response.truncated {
-        return Error::UnexpectedResponse {
-            status,
-            excerpt: "<body longer than the component reads>".into(),
-        };
+        return Error::MalformedTokenResponse(TokenProblem::BodyTooLarge);
     }
     let quote = |text: &str| quote(text, secrets);
     match wire::parse_error_body(&response.body) {
@@ -82,6 +106,7 @@ pub fn classify_token_failure(response: &RawResponse, secrets: &[&str]) -> Error
                 status,
                 error: quote(&error),
                 description: description.as_deref().map(quote),
+                retry_in: None,
             };
             if lockout {
                 Error::LockedOut(oauth)
@@ -101,12 +126,14 @@ pub fn classify_token_failure(response: &RawResponse, secrets: &[&str]) -> Error
                 error_type: quote(&error_type),
                 id: id.as_deref().map(quote),
                 date,
+                retry_in: None,
             })
         }
-        _ => Error::UnexpectedResponse {
+        _ => Error::UnexpectedResponse(UnexpectedResponse {
             status,
             excerpt: quote(&String::from_utf8_lossy(&response.body)),
-        },
+            retry_in: None,
+        }),
     }
 }
 
@@ -140,7 +167,7 @@ mod tests {
         RawResponse {
             status,
             body: body.as_bytes().to_vec(),
-            truncated: false,
+            ..RawResponse::default()
         }
     }
 
@@ -155,6 +182,7 @@ mod tests {
                 error_type: "invalid_credentials".into(),
                 id: Some("abc".into()),
                 date: Some(1700772361.0),
+                retry_in: None,
             })
         );
     }
@@ -173,6 +201,7 @@ mod tests {
                 status: 400,
                 error: "invalid_client".into(),
                 description: Some("nope".into()),
+                retry_in: None,
             })
         );
     }
@@ -180,8 +209,9 @@ mod tests {
     #[test]
     fn unexpected_bodies_are_quoted_short_and_clean() {
         let long = format!("<html>\r\n{}</html>", "x".repeat(500));
-        let Error::UnexpectedResponse { status, excerpt } =
-            classify_token_failure(&answer(502, &long), &[])
+        let Error::UnexpectedResponse(UnexpectedResponse {
+            status, excerpt, ..
+        }) = classify_token_failure(&answer(502, &long), &[])
         else {
             panic!("expected unexpected-response");
         };
@@ -206,6 +236,7 @@ mod tests {
                 status: 400,
                 error: "invalid_client".into(),
                 description: Some(WITHHELD.into()),
+                retry_in: None,
             })
         );
         let body = format!(

@@ -1,14 +1,17 @@
 //! The WIT glue: `mangopay:auth/auth` exports mapped onto `Client`.
 
-use crate::client::{self, Client, HttpRequest as Request};
+use crate::client::{self, Client, HttpRequest as Request, Verdict};
 use crate::clock::HostClock;
-use crate::config::{self, ClientConfig, Environment as Env, TimeoutsMs};
+use crate::config::{
+    self, ClientConfig, CoolDownGiven, Environment as Env, RetryGiven, TimeoutsMs,
+};
 use crate::error::{Error as E, TransportKind as K};
 use crate::secret::Secret;
 use crate::transport::WasiHttp;
 use crate::wire::TokenProblem as P;
 use std::cell::OnceCell;
 use std::rc::Rc;
+use std::time::Duration;
 
 wit_bindgen::generate!({
     world: "component",
@@ -16,8 +19,9 @@ wit_bindgen::generate!({
 });
 
 use exports::mangopay::auth::auth::{
-    ApiError, Config, Environment, Error, Guest, GuestClient, HttpRequest, OauthError, Token,
-    TokenResponseProblem, TransportError, TransportKind, UnexpectedResponse,
+    ApiError, Config, Environment, Error, Guest, GuestClient, HttpRequest, HttpResponse,
+    OauthError, ResponseVerdict, Token, TokenResponseProblem, TransportError, TransportKind,
+    UnexpectedResponse,
 };
 
 type HostClient = Client<WasiHttp, HostClock>;
@@ -60,6 +64,13 @@ impl Guest for Component {
             .map(to_wit_request)
             .map_err(to_wit)
     }
+
+    fn check_response(request: HttpRequest, response: HttpResponse) -> ResponseVerdict {
+        match default_client() {
+            Ok(client) => check_response(&client, request, response),
+            Err(_) => ResponseVerdict::Accepted,
+        }
+    }
 }
 
 impl GuestClient for HostClient {
@@ -71,6 +82,19 @@ impl GuestClient for HostClient {
                 first_byte: t.first_byte_ms,
                 between_bytes: t.between_bytes_ms,
             });
+        let retry = config
+            .retry
+            .map_or_else(RetryGiven::default, |r| RetryGiven {
+                max_attempts: r.max_attempts,
+                initial_backoff_ms: r.initial_backoff_ms,
+                budget_ms: r.budget_ms,
+            });
+        let cool_down = config
+            .cool_down
+            .map_or_else(CoolDownGiven::default, |c| CoolDownGiven {
+                initial_seconds: c.initial_seconds,
+                max_seconds: c.max_seconds,
+            });
         let config = ClientConfig {
             client_id: config.client_id,
             api_key: Secret::new(config.api_key),
@@ -81,6 +105,8 @@ impl GuestClient for HostClient {
             base_url: config.base_url,
             refresh_margin_seconds: config.refresh_margin_seconds,
             timeouts,
+            retry,
+            cool_down,
         };
         let client = Client::new(config, WasiHttp, HostClock).map_err(to_wit)?;
         Ok(exports::mangopay::auth::auth::Client::new(client))
@@ -94,6 +120,39 @@ impl GuestClient for HostClient {
         Client::authorize_request(self, from_wit_request(request))
             .map(to_wit_request)
             .map_err(to_wit)
+    }
+
+    fn check_response(&self, request: HttpRequest, response: HttpResponse) -> ResponseVerdict {
+        check_response(self, request, response)
+    }
+}
+
+fn check_response(
+    client: &HostClient,
+    request: HttpRequest,
+    response: HttpResponse,
+) -> ResponseVerdict {
+    let request = from_wit_request(request);
+    match client.check_response(&request, response.status, &response.headers, &response.body) {
+        Verdict::Accepted => ResponseVerdict::Accepted,
+        Verdict::TokenRejected(api) => ResponseVerdict::TokenRejected(api.map(to_wit_api_error)),
+        Verdict::ScaRequired(url) => ResponseVerdict::ScaRequired(url),
+    }
+}
+
+/// Whole seconds, rounded up: "retry in 0 s" must not be said while the pause still runs.
+fn seconds(d: Option<Duration>) -> Option<u64> {
+    d.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
+}
+
+fn to_wit_api_error(e: crate::error::ApiError) -> ApiError {
+    ApiError {
+        status: e.status,
+        message: e.message,
+        error_type: e.error_type,
+        id: e.id,
+        date: e.date,
+        retry_in_seconds: seconds(e.retry_in),
     }
 }
 
@@ -127,15 +186,10 @@ fn to_wit(error: E) -> Error {
         status: e.status,
         error: e.error,
         description: e.description,
+        retry_in_seconds: seconds(e.retry_in),
     };
     match error {
-        E::InvalidCredentials(e) => Error::InvalidCredentials(ApiError {
-            status: e.status,
-            message: e.message,
-            error_type: e.error_type,
-            id: e.id,
-            date: e.date,
-        }),
+        E::InvalidCredentials(e) => Error::InvalidCredentials(to_wit_api_error(e)),
         E::LockedOut(e) => Error::LockedOut(oauth(e)),
         E::OAuth(e) => Error::Oauth(oauth(e)),
         E::InvalidConfig(why) => Error::InvalidConfig(why),
@@ -160,9 +214,12 @@ fn to_wit(error: E) -> Error {
             P::InvalidAccessToken => TokenResponseProblem::InvalidAccessToken,
             P::UnsupportedTokenType => TokenResponseProblem::UnsupportedTokenType,
             P::InvalidExpiresIn => TokenResponseProblem::InvalidExpiresIn,
+            P::BodyTooLarge => TokenResponseProblem::BodyTooLarge,
         }),
-        E::UnexpectedResponse { status, excerpt } => {
-            Error::UnexpectedResponse(UnexpectedResponse { status, excerpt })
-        }
+        E::UnexpectedResponse(e) => Error::UnexpectedResponse(UnexpectedResponse {
+            status: e.status,
+            excerpt: e.excerpt,
+            retry_in_seconds: seconds(e.retry_in),
+        }),
     }
 }

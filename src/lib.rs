@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod origin;
+pub mod retry;
 pub mod secret;
 pub mod wire;
 

@@ -22,9 +22,15 @@ impl Transport for WasiHttp {
     fn post_token(&self, request: &TokenRequest<'_>) -> Result<RawResponse, TransportError> {
         let response = send(request)?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(&"retry-after".to_owned())
+            .first()
+            .map(|value| String::from_utf8_lossy(value).into_owned());
         let (body, truncated) = read_body(response)?;
         Ok(RawResponse {
             status,
+            retry_after,
             body,
             truncated,
         })

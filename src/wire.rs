@@ -57,6 +57,8 @@ pub enum TokenProblem {
     InvalidAccessToken,
     UnsupportedTokenType,
     InvalidExpiresIn,
+    /// The body is longer than the component reads (`transport::BODY_CAP`).
+    BodyTooLarge,
 }
 
 // Fields are read as raw JSON values so that a wrong type gives a precise problem,
@@ -161,6 +163,27 @@ pub fn parse_error_body(body: &[u8]) -> Option<ErrorBody> {
         id: string(raw.id),
         date: raw.date.as_ref().and_then(Value::as_f64),
     })
+}
+
+/// A `WWW-Authenticate` value of Mangopay's Strong Customer Authentication challenge
+/// (`PendingUserAction RedirectUrl=<url>`).
+pub fn is_sca_challenge(value: &str) -> bool {
+    value
+        .trim_start()
+        .get(..17)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("PendingUserAction"))
+}
+
+/// The `RedirectUrl` parameter of an SCA challenge, quoted or not.
+pub fn sca_redirect_url(challenge: &str) -> Option<String> {
+    let lower = challenge.to_ascii_lowercase();
+    let start = lower.find("redirecturl=")? + "redirecturl=".len();
+    let rest = challenge.get(start..)?.trim_start();
+    let url = match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next()?,
+        None => rest.split([',', ' ']).next()?,
+    };
+    (!url.is_empty()).then(|| url.to_owned())
 }
 
 #[cfg(test)]
@@ -281,6 +304,25 @@ mod tests {
             let got = parse_token_response(body).map(|t| t.expires_in);
             assert_eq!(got, Err(*problem), "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn reads_sca_challenges() {
+        let plain = "PendingUserAction RedirectUrl=https://sca.mangopay.com/?token=abc";
+        assert!(is_sca_challenge(plain));
+        assert_eq!(
+            sca_redirect_url(plain).as_deref(),
+            Some("https://sca.mangopay.com/?token=abc")
+        );
+        let quoted = r#"  pendinguseraction realm="x", RedirectUrl="https://sca.example/a b""#;
+        assert!(is_sca_challenge(quoted));
+        assert_eq!(
+            sca_redirect_url(quoted).as_deref(),
+            Some("https://sca.example/a b")
+        );
+        assert_eq!(sca_redirect_url("PendingUserAction"), None);
+        assert!(!is_sca_challenge("Bearer error=\"invalid_token\""));
+        assert!(!is_sca_challenge("Pending"));
     }
 
     #[test]

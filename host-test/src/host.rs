@@ -8,7 +8,7 @@ use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 pub mod bindings {
     wasmtime::component::bindgen!({
@@ -19,8 +19,9 @@ pub mod bindings {
 }
 
 pub use bindings::exports::mangopay::auth::auth::{
-    ApiError, Config, Environment, Error, HttpRequest, OauthError, Timeouts, Token,
-    TokenResponseProblem, TransportError, TransportKind, UnexpectedResponse,
+    ApiError, Config, CoolDown, Environment, Error, HttpRequest, HttpResponse, OauthError,
+    ResponseVerdict, RetryPolicy, Timeouts, Token, TokenResponseProblem, TransportError,
+    TransportKind, UnexpectedResponse,
 };
 
 /// The per-store host state: WASI, wasi:http and their resource table.
@@ -28,6 +29,8 @@ pub struct State {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
+    /// Replaces wasmtime's outbound HTTP client (fault injection); `None` uses the network.
+    hooks: Option<Box<dyn WasiHttpHooks>>,
 }
 
 impl WasiView for State {
@@ -44,7 +47,10 @@ impl WasiHttpView for State {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: match &mut self.hooks {
+                Some(hooks) => hooks.as_mut(),
+                None => Default::default(),
+            },
         }
     }
 }
@@ -91,6 +97,7 @@ impl Host {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
+            hooks: options.hooks,
         };
         let mut store = Store::new(&self.engine, state);
         let api = self.pre.instantiate(&mut store)?;
@@ -110,6 +117,8 @@ pub struct InstanceOptions {
     pub env: Vec<(String, String)>,
     /// Virtual clocks; `None` gives the host's real clocks.
     pub clock: Option<VirtualClock>,
+    /// Outbound HTTP hooks in place of the network (see `inject`).
+    pub hooks: Option<Box<dyn WasiHttpHooks>>,
 }
 
 /// One instance of the component and typed calls into its `auth` interface.
@@ -150,6 +159,20 @@ impl Instance {
             .call_authorize_request(&mut self.store, client, request)
     }
 
+    pub fn check_response(
+        &mut self,
+        client: ResourceAny,
+        request: &HttpRequest,
+        response: &HttpResponse,
+    ) -> wasmtime::Result<ResponseVerdict> {
+        self.api.mangopay_auth_auth().client().call_check_response(
+            &mut self.store,
+            client,
+            request,
+            response,
+        )
+    }
+
     /// `get-token` of the default (environment-configured) client.
     pub fn default_get_token(&mut self) -> wasmtime::Result<Result<Token, Error>> {
         self.api
@@ -184,5 +207,7 @@ pub fn config(client_id: &str, api_key: &str, base_url: &str) -> Config {
         base_url: Some(base_url.into()),
         refresh_margin_seconds: None,
         timeouts: None,
+        retry: None,
+        cool_down: None,
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod artifact;
 pub mod clock;
+pub mod fixture;
 pub mod host;
 pub mod http_client;
+pub mod inject;
 pub mod mock;

@@ -4,15 +4,18 @@
 use crate::clock::VirtualClock;
 use base64::Engine as _;
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use wasmtime_wasi_http::io::TokioIo;
 
@@ -45,6 +48,33 @@ pub struct Canned {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// Extra headers (e.g. `Retry-After`, `Location`).
+    pub headers: Vec<(&'static str, String)>,
+    pub delivery: Delivery,
+}
+
+impl Canned {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Canned {
+        Canned {
+            status,
+            content_type,
+            body: body.into(),
+            headers: Vec::new(),
+            delivery: Delivery::Whole,
+        }
+    }
+}
+
+/// How a canned answer travels: the socket-level faults the injector cannot show.
+#[derive(Clone, Copy, Debug)]
+pub enum Delivery {
+    Whole,
+    /// Nothing at all for this long, then the answer.
+    Late(Duration),
+    /// Headers, then one byte per interval, never ending.
+    Drip(Duration),
+    /// Headers and the start of the body, then the connection breaks.
+    Broken,
 }
 
 struct Issued {
@@ -168,7 +198,7 @@ impl MockMangopay {
     }
 }
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<BoxBody<Bytes, std::io::Error>>;
 
 async fn handle(
     state: Arc<Mutex<MockState>>,
@@ -199,22 +229,81 @@ async fn handle(
             .collect(),
         body,
     };
-    let mut state = state.lock().expect("mock state");
-    let reply = if recorded.path == TOKEN_PATH {
-        token_endpoint(&mut state, &clock, &recorded)
-    } else {
-        api_endpoint(&mut state, &clock, &recorded)
+    let (reply, delivery) = {
+        let mut state = state.lock().expect("mock state");
+        let reply = if recorded.path == TOKEN_PATH {
+            token_endpoint(&mut state, &clock, &recorded)
+        } else {
+            (api_endpoint(&mut state, &clock, &recorded), Delivery::Whole)
+        };
+        state.requests.push(recorded);
+        reply
     };
-    state.requests.push(recorded);
-    Ok(reply)
+    Ok(match delivery {
+        Delivery::Whole => reply,
+        Delivery::Late(delay) => {
+            tokio::time::sleep(delay).await;
+            reply
+        }
+        Delivery::Drip(every) => reply.map(|_| Drip::new(every).boxed()),
+        Delivery::Broken => reply.map(|_| Broken(false).boxed()),
+    })
 }
 
 fn reply(status: u16, content_type: &str, body: impl Into<Bytes>) -> Reply {
     Response::builder()
         .status(status)
         .header("content-type", content_type)
-        .body(Full::new(body.into()))
+        .body(
+            Full::new(body.into())
+                .map_err(|never| match never {})
+                .boxed(),
+        )
         .expect("a valid response")
+}
+
+/// A body that sends one byte per interval and never ends.
+struct Drip(tokio::time::Interval);
+
+impl Drip {
+    fn new(every: Duration) -> Drip {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Drip(interval)
+    }
+}
+
+impl Body for Drip {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.0
+            .poll_tick(cx)
+            .map(|_| Some(Ok(Frame::data(Bytes::from_static(b" ")))))
+    }
+}
+
+/// A body that sends a few bytes, then fails, which makes hyper drop the connection.
+struct Broken(bool);
+
+impl Body for Broken {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if self.0 {
+            return Poll::Ready(Some(Err(std::io::Error::other("connection reset"))));
+        }
+        self.0 = true;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"{\"access_")))))
+    }
 }
 
 fn json(status: u16, body: String) -> Reply {
@@ -233,10 +322,23 @@ fn invalid_credentials(clock: &VirtualClock) -> Reply {
     )
 }
 
-fn token_endpoint(state: &mut MockState, clock: &VirtualClock, req: &RecordedRequest) -> Reply {
+fn token_endpoint(
+    state: &mut MockState,
+    clock: &VirtualClock,
+    req: &RecordedRequest,
+) -> (Reply, Delivery) {
     if let Some(canned) = state.canned.pop_front() {
-        return reply(canned.status, canned.content_type, canned.body);
+        let mut answer = reply(canned.status, canned.content_type, canned.body);
+        for (name, value) in canned.headers {
+            let value = value.parse().expect("a valid header value");
+            answer.headers_mut().insert(name, value);
+        }
+        return (answer, canned.delivery);
     }
+    (token_answer(state, clock, req), Delivery::Whole)
+}
+
+fn token_answer(state: &mut MockState, clock: &VirtualClock, req: &RecordedRequest) -> Reply {
     let oauth_error = |status, error: &str| json(status, format!(r#"{{"error":"{error}"}}"#));
     if req.method != "POST" {
         return oauth_error(405, "invalid_request");

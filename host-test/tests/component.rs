@@ -1,103 +1,16 @@
 //! The component through wasmtime, against the mock Mangopay on 127.0.0.1, on virtual time.
 
 use base64::Engine as _;
-use host_test::clock::{VirtualClock, WALL_ORIGIN};
+use host_test::clock::WALL_ORIGIN;
+use host_test::fixture::{API_KEY, CLIENT_ID, World, authorization_headers, basic};
 use host_test::host::{
-    ApiError, Error, Host, HttpRequest, Instance, InstanceOptions, OauthError,
-    TokenResponseProblem, TransportKind, UnexpectedResponse, config,
+    ApiError, Config, Error, HttpRequest, OauthError, RetryPolicy, TokenResponseProblem,
+    TransportKind, UnexpectedResponse, config,
 };
 use host_test::http_client;
-use host_test::mock::{Canned, MockMangopay, TOKEN_PATH};
+use host_test::mock::{Canned, TOKEN_PATH};
 use std::time::Duration;
 use wasmtime::component::ResourceAny;
-
-const CLIENT_ID: &str = "acme-payments";
-const API_KEY: &str = "sk-test-5b2c9f0e8d7a6b5c4d3e2f1a0b9c8d7e";
-
-fn basic(client_id: &str, api_key: &str) -> String {
-    let encoded =
-        base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{api_key}"));
-    format!("Basic {encoded}")
-}
-
-/// A mock with one account, a virtual clock, and a fresh instance sharing that clock.
-struct World {
-    clock: VirtualClock,
-    mock: MockMangopay,
-    instance: Instance,
-}
-
-impl World {
-    fn new() -> World {
-        World::with_env(|_| Vec::new())
-    }
-
-    fn with_env(env: impl FnOnce(&MockMangopay) -> Vec<(String, String)>) -> World {
-        let clock = VirtualClock::new();
-        let mock = MockMangopay::start(clock.clone());
-        mock.add_account(CLIENT_ID, API_KEY);
-        let options = InstanceOptions {
-            env: env(&mock),
-            clock: Some(clock.clone()),
-        };
-        let instance = Host::shared().instantiate(options).expect("instantiates");
-        World {
-            clock,
-            mock,
-            instance,
-        }
-    }
-
-    fn client(&mut self) -> ResourceAny {
-        self.client_for(CLIENT_ID, API_KEY)
-    }
-
-    fn client_for(&mut self, client_id: &str, api_key: &str) -> ResourceAny {
-        let config = config(client_id, api_key, &self.mock.base_url());
-        self.instance
-            .create_client(&config)
-            .expect("no trap")
-            .expect("valid config")
-    }
-
-    fn users(&self, client_id: &str) -> HttpRequest {
-        HttpRequest {
-            method: "GET".into(),
-            url: format!(
-                "{}/v2.01/{client_id}/users?per_page=10",
-                self.mock.base_url()
-            ),
-            headers: vec![("Accept".into(), "application/json".into())],
-        }
-    }
-
-    fn token(&mut self, client: ResourceAny) -> String {
-        self.instance
-            .get_token(client)
-            .expect("no trap")
-            .expect("a token")
-            .access_token
-    }
-
-    fn authorize(
-        &mut self,
-        client: ResourceAny,
-        request: &HttpRequest,
-    ) -> Result<HttpRequest, Error> {
-        self.instance
-            .authorize_request(client, request)
-            .expect("no trap")
-    }
-}
-
-fn authorization_headers(request: &HttpRequest) -> Vec<&str> {
-    request
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("authorization"))
-        .map(|(_, v)| v.as_str())
-        .collect()
-}
 
 // 1. The token request on the wire.
 #[test]
@@ -233,6 +146,7 @@ fn wrong_credentials_and_lockout_are_typed() {
         error_type,
         id,
         date,
+        retry_in_seconds,
     }) = error
     else {
         panic!("expected invalid-credentials, got {error:?}");
@@ -242,6 +156,7 @@ fn wrong_credentials_and_lockout_are_typed() {
     assert_eq!(error_type, "invalid_credentials");
     assert_eq!(id.map(|i| i.len()), Some(32));
     assert_eq!(date, Some(WALL_ORIGIN.as_secs() as f64));
+    assert_eq!(retry_in_seconds, Some(60), "the cool-down starts");
 
     w.mock.set_locked(true);
     let client = w.client();
@@ -259,9 +174,11 @@ fn wrong_credentials_and_lockout_are_typed() {
                 "This account has been temporarily locked for security reasons. Please try again later."
                     .into()
             ),
+            retry_in_seconds: Some(60),
         })
     );
     w.mock.set_locked(false);
+    w.clock.advance(Duration::from_secs(60));
     assert_eq!(
         w.token(client).len(),
         32,
@@ -469,7 +386,15 @@ fn default_client_comes_from_the_environment() {
 fn secrets_never_appear_in_errors_or_output() {
     let mut w = World::new();
     let base = w.mock.base_url();
-    let client = w.client();
+    // One attempt per call, so each canned answer below is what the call reports.
+    let client = w.client_with(&Config {
+        retry: Some(RetryPolicy {
+            max_attempts: Some(1),
+            initial_backoff_ms: None,
+            budget_ms: None,
+        }),
+        ..w.config()
+    });
     let token = w.token(client);
     let mut errors: Vec<Error> = Vec::new();
     let expect_error = |w: &mut World, client: ResourceAny| {
@@ -505,11 +430,8 @@ fn secrets_never_appear_in_errors_or_output() {
         ),
         (502, format!("<html>{}</html>", "x".repeat(300))),
     ] {
-        w.mock.push_canned(Canned {
-            status,
-            content_type: "application/json",
-            body: body.into_bytes(),
-        });
+        w.mock
+            .push_canned(Canned::new(status, "application/json", body));
         errors.push(expect_error(&mut w, client));
     }
     let refused = config(CLIENT_ID, API_KEY, "http://127.0.0.1:1");
@@ -568,6 +490,7 @@ fn secrets_never_appear_in_errors_or_output() {
         errors.contains(&Error::UnexpectedResponse(UnexpectedResponse {
             status: 500,
             excerpt: "<withheld: the text may contain a secret>".into(),
+            retry_in_seconds: None,
         }))
     );
     assert!(errors.contains(&Error::MalformedTokenResponse(

@@ -40,12 +40,9 @@ fn run() -> Result<(), String> {
             };
             println!("mode: real Mangopay ({environment:?}), credentials from the environment");
             let config = Config {
-                client_id: client_id.clone(),
-                api_key,
                 environment,
                 base_url: env("MANGOPAY_BASE_URL"),
-                refresh_margin_seconds: None,
-                timeouts: None,
+                ..host_test::host::config(&client_id, &api_key, "")
             };
             (config, client_id)
         }
@@ -75,8 +72,8 @@ fn run() -> Result<(), String> {
     let host = Host::load(wasm).map_err(|e| format!("loading the component: {e}"))?;
     // Real credentials run on real time; the mock on virtual time, to show renewal at once.
     let options = InstanceOptions {
-        env: Vec::new(),
         clock: mock.as_ref().map(|_| clock.clone()),
+        ..InstanceOptions::default()
     };
     let mut instance = host.instantiate(options).map_err(|e| e.to_string())?;
     println!("loaded in wasmtime in {:.1?}", started.elapsed());
