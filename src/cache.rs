@@ -39,9 +39,12 @@ impl CachedToken {
         CachedToken {
             access_token: response.access_token,
             token_type: response.token_type,
-            expires_at: requested_at + lifetime,
-            refresh_at: requested_at + lifetime - effective_margin(margin, lifetime),
-            expires_at_wall: requested_at_wall + lifetime,
+            // Saturating: the clocks are the host's, and no host value may trap the component.
+            expires_at: requested_at.saturating_add(lifetime),
+            refresh_at: requested_at
+                .saturating_add(lifetime)
+                .saturating_sub(effective_margin(margin, lifetime)),
+            expires_at_wall: requested_at_wall.saturating_add(lifetime),
         }
     }
 
@@ -53,7 +56,7 @@ impl CachedToken {
     /// Whether the token may still be sent at `now` although it is past its refresh point:
     /// only while `ALIVE_GUARD` remains, so it cannot expire on its way to Mangopay.
     pub fn is_alive(&self, now: Duration) -> bool {
-        now + ALIVE_GUARD < self.expires_at
+        now.saturating_add(ALIVE_GUARD) < self.expires_at
     }
 
     /// Whole seconds until the token expires.

@@ -155,11 +155,8 @@ impl<T: Transport, C: Clock> Client<T, C> {
         if held_was_sent {
             state.held = None;
         }
-        let secrets = [
-            self.settings.api_key.expose(),
-            self.settings.basic_authorization.expose(),
-            sent.unwrap_or_default(),
-        ];
+        let [key, credential] = self.settings.secrets();
+        let secrets = [key, credential, sent.unwrap_or_default()];
         let api_error = match wire::parse_error_body(body) {
             Some(wire::ErrorBody::Api {
                 message,
@@ -232,7 +229,7 @@ impl<T: Transport, C: Clock> Client<T, C> {
         };
         if let Some(pause) = pause {
             state.block = Some(Block {
-                until: now + pause,
+                until: now.saturating_add(pause),
                 error: failure.error.clone(),
             });
         }
@@ -247,7 +244,7 @@ impl<T: Transport, C: Clock> Client<T, C> {
 
     /// Token requests until one succeeds, a fault is not transient, or the attempts or the
     /// time budget run out.
-    fn fetch(&self) -> Result<CachedToken, Failure> {
+    fn fetch(&self) -> Result<CachedToken, Box<Failure>> {
         let policy = self.settings.retry;
         let started = self.clock.monotonic();
         let mut attempt = 1;
@@ -263,7 +260,7 @@ impl<T: Transport, C: Clock> Client<T, C> {
                 retry::backoff(policy.initial_backoff, attempt, retry::jitter())
             });
             let elapsed = self.clock.monotonic().saturating_sub(started);
-            if elapsed + wait > policy.budget {
+            if elapsed.saturating_add(wait) > policy.budget {
                 return Err(failure);
             }
             self.clock.sleep(wait);
@@ -271,7 +268,8 @@ impl<T: Transport, C: Clock> Client<T, C> {
         }
     }
 
-    fn fetch_once(&self) -> Result<CachedToken, Failure> {
+    // Failures are boxed: the error path is cold and the success path should stay small.
+    fn fetch_once(&self) -> Result<CachedToken, Box<Failure>> {
         let settings = &self.settings;
         let now = self.clock.monotonic();
         let wall = self.clock.wall();
@@ -283,9 +281,11 @@ impl<T: Transport, C: Clock> Client<T, C> {
             timeouts: settings.timeouts,
         };
         self.state.borrow_mut().token_requests += 1;
-        let response = self.transport.post_token(&request).map_err(|e| Failure {
-            error: Error::Transport(e),
-            retry_after: None,
+        let response = self.transport.post_token(&request).map_err(|e| {
+            Box::new(Failure {
+                error: Error::Transport(e),
+                retry_after: None,
+            })
         })?;
         let retry_after = response
             .retry_after
@@ -299,24 +299,22 @@ impl<T: Transport, C: Clock> Client<T, C> {
                 }
                 // A 2xx carrying an error body is that error, not a malformed token.
                 Err(problem) if wire::parse_error_body(&response.body).is_none() => {
-                    return Err(Failure {
+                    return Err(Box::new(Failure {
                         error: Error::MalformedTokenResponse(problem),
                         retry_after,
-                    });
+                    }));
                 }
                 Err(_) => {}
             }
         }
         let state = self.state.borrow();
-        let secrets = [
-            settings.api_key.expose(),
-            settings.basic_authorization.expose(),
-            state.held.as_ref().map_or("", |t| t.access_token.expose()),
-        ];
-        Err(Failure {
+        let [key, credential] = settings.secrets();
+        let held = state.held.as_ref().map_or("", |t| t.access_token.expose());
+        let secrets = [key, credential, held];
+        Err(Box::new(Failure {
             error: error::classify_token_failure(&response, &secrets),
             retry_after,
-        })
+        }))
     }
 }
 

@@ -116,6 +116,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// What must never appear in an error: the API key and the Base64 credential (with or
+    /// without its `Basic ` prefix, which is why the prefix is left off).
+    pub fn secrets(&self) -> [&str; 2] {
+        let basic = self.basic_authorization.expose();
+        [
+            self.api_key.expose(),
+            basic.strip_prefix("Basic ").unwrap_or(basic),
+        ]
+    }
+
     pub fn new(config: ClientConfig) -> Result<Settings, Error> {
         let invalid = |why: &str| Err(Error::InvalidConfig(why.to_owned()));
         // The values are not echoed: a mistyped field may hold a secret.

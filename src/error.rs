@@ -131,7 +131,7 @@ pub fn classify_token_failure(response: &RawResponse, secrets: &[&str]) -> Error
         }
         _ => Error::UnexpectedResponse(UnexpectedResponse {
             status,
-            excerpt: quote(&String::from_utf8_lossy(&response.body)),
+            excerpt: excerpt(&response.body, secrets),
             retry_in: None,
         }),
     }
@@ -155,6 +155,18 @@ pub fn quote(text: &str, secrets: &[&str]) -> String {
         .take(EXCERPT_CHARS)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
+}
+
+/// `quote` for a whole body. A JSON body is also checked in its decoded form, where an
+/// escaped secret (`\u0050EBB...`) is plain again.
+pub fn excerpt(body: &[u8], secrets: &[&str]) -> String {
+    let decoded = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .map(|json| json.to_string());
+    if decoded.is_some_and(|text| quote(&text, secrets) == WITHHELD) {
+        return WITHHELD.into();
+    }
+    quote(&String::from_utf8_lossy(body), secrets)
 }
 
 pub const WITHHELD: &str = "<withheld: the text may contain a secret>";
@@ -225,6 +237,16 @@ mod tests {
         assert_eq!(quote("echo: my-api-key", &["my-api-key"]), WITHHELD);
         assert_eq!(quote(r#"{"access_token":"abc"}"#, &[]), WITHHELD);
         assert_eq!(quote("fine", &["", "k"]), "fine");
+    }
+
+    #[test]
+    fn escaped_secrets_are_found_too() {
+        let body = br#"{"detail":"key \u006dy-api-key"}"#;
+        assert_eq!(excerpt(body, &["my-api-key"]), WITHHELD);
+        assert_eq!(
+            excerpt(br#"{"detail":"fine"}"#, &["my-api-key"]),
+            r#"{"detail":"fine"}"#
+        );
     }
 
     #[test]

@@ -4,6 +4,21 @@
 //! targets and property tests can reach them); the wasi:http adapter and the WIT glue exist
 //! only for wasm32. The product's API is the WIT interface, not this crate's Rust API.
 
+// Input from the wire or the caller must never trap the component: no panicking shortcuts
+// outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
 pub mod cache;
 pub mod client;
 pub mod clock;

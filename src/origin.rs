@@ -1,6 +1,6 @@
 //! URL origins: what a base URL may be and whether a request URL may carry the token.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Scheme, lower-cased host and effective port of an absolute URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,13 +36,10 @@ impl Origin {
         if authority.as_str().contains('@') {
             return Err(UrlError::Invalid("user-info in a URL is not allowed"));
         }
-        let host = authority.host().to_ascii_lowercase();
-        if host.is_empty() {
-            return Err(UrlError::Invalid("no host"));
-        }
-        let port = authority
-            .port_u16()
-            .unwrap_or(if secure { 443 } else { 80 });
+        // http::Uri is lenient about authorities (`a[::1]`, `host:99999`); the origin decides
+        // where a token may go, so it is read strictly here.
+        let (host, port) = split_authority(authority.as_str())?;
+        let port = port.unwrap_or(if secure { 443 } else { 80 });
         let origin = Origin { secure, host, port };
         if !origin.secure && !origin.is_loopback() {
             return Err(UrlError::Insecure);
@@ -93,6 +90,57 @@ impl Origin {
         let scheme = if self.secure { "https" } else { "http" };
         format!("{scheme}://{}", self.authority())
     }
+}
+
+/// Host (lower-cased; IPv6 in brackets) and explicit port of an authority without user-info.
+fn split_authority(authority: &str) -> Result<(String, Option<u16>), UrlError> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (ip, after) = rest
+                .split_once(']')
+                .ok_or(UrlError::Invalid("unclosed IPv6 bracket"))?;
+            ip.parse::<Ipv6Addr>()
+                .map_err(|_| UrlError::Invalid("not an IPv6 address"))?;
+            let port = match after {
+                "" => None,
+                _ => Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or(UrlError::Invalid("bad port"))?,
+                ),
+            };
+            (format!("[{}]", ip.to_ascii_lowercase()), port)
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host.to_ascii_lowercase(), Some(port)),
+            None => (authority.to_ascii_lowercase(), None),
+        },
+    };
+    let is_name = |h: &str| {
+        !h.is_empty()
+            && h.len() <= 253
+            && h.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+    };
+    if !host.starts_with('[') && !is_name(&host) {
+        return Err(UrlError::Invalid("not a valid host name"));
+    }
+    let port = match port {
+        None => None,
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or(UrlError::Invalid("port out of range"))?,
+        ),
+        Some(_) => return Err(UrlError::Invalid("bad port")),
+    };
+    Ok((host, port))
 }
 
 #[cfg(test)]
@@ -153,12 +201,41 @@ mod tests {
             "https://api.mangopay.com\r\nX: y",
             "https://api.mango\0pay.com",
             "https://:443",
+            // Found by fuzzing: http::Uri takes these, the origin must not.
+            "https://a[::1]",
+            "https://api.mangopay.com[::1]",
+            "http://[::1]evil.example",
+            "https://api.mangopay.com:99999",
+            "https://api.mangopay.com:65536",
+            "https://api.mangopay.com:+443",
+            "https://api.mangopay.com:",
+            "https://api.mangopay.com:0",
+            "https://[::1",
+            "https://[not-ip]",
+            "https://api..mangopay.com",
+            "https://.mangopay.com",
         ] {
             assert!(
                 matches!(Origin::parse_base(bad), Err(UrlError::Invalid(_))),
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn ipv6_and_ports_round_trip() {
+        for url in [
+            "https://[::1]:8443",
+            "https://[2001:DB8::1]",
+            "https://api.mangopay.com:8443",
+        ] {
+            let origin = Origin::parse_base(url).expect("valid");
+            assert_eq!(Origin::parse_base(&origin.to_url()), Ok(origin), "{url}");
+        }
+        assert_eq!(
+            origin("https://[2001:DB8::1]/").to_url(),
+            "https://[2001:db8::1]"
+        );
     }
 
     #[test]

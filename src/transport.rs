@@ -2,15 +2,21 @@
 //!
 //! waki's request builder exposes only the connect timeout and reads bodies without a bound,
 //! so this one call goes a level lower, to the same bindings waki uses, to set all three
-//! timeouts and to stop reading at `BODY_CAP`.
+//! timeouts and to stop reading at `BODY_CAP`. The component also keeps deadlines of its own
+//! (connect + first byte for the head, between-bytes for the whole body) on the host's real
+//! timers, so a host that ignores the options, or a server that drips a byte at a time, cannot
+//! hold a call forever.
 
 use crate::client::{TokenRequest, Transport};
 use crate::error::{RawResponse, TransportError, TransportKind};
+use std::time::Duration;
+use waki::bindings::wasi::clocks::monotonic_clock;
 use waki::bindings::wasi::http::outgoing_handler;
 use waki::bindings::wasi::http::types::{
     ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method,
     OutgoingBody, OutgoingRequest, RequestOptions, Scheme, http_error_code,
 };
+use waki::bindings::wasi::io::poll::{self, Pollable};
 use waki::bindings::wasi::io::streams::StreamError;
 
 /// The most of a token-endpoint body the component reads (a token answer is ~100 bytes).
@@ -22,12 +28,13 @@ impl Transport for WasiHttp {
     fn post_token(&self, request: &TokenRequest<'_>) -> Result<RawResponse, TransportError> {
         let response = send(request)?;
         let status = response.status();
+        let body_deadline = deadline(request.timeouts.between_bytes);
         let retry_after = response
             .headers()
             .get(&"retry-after".to_owned())
             .first()
             .map(|value| String::from_utf8_lossy(value).into_owned());
-        let (body, truncated) = read_body(response)?;
+        let (body, truncated) = read_body(response, &body_deadline)?;
         Ok(RawResponse {
             status,
             retry_after,
@@ -60,7 +67,6 @@ fn send(request: &TokenRequest<'_>) -> Result<IncomingResponse, TransportError> 
 
     let options = RequestOptions::new();
     // A host that does not support a timeout refuses to set it; the request still goes out.
-    let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     let _ = options.set_connect_timeout(Some(nanos(request.timeouts.connect)));
     let _ = options.set_first_byte_timeout(Some(nanos(request.timeouts.first_byte)));
     let _ = options.set_between_bytes_timeout(Some(nanos(request.timeouts.between_bytes)));
@@ -69,46 +75,98 @@ fn send(request: &TokenRequest<'_>) -> Result<IncomingResponse, TransportError> 
         .body()
         .map_err(|()| other("the request body was already taken"))?;
     let future = outgoing_handler::handle(outgoing, Some(options)).map_err(from_code)?;
-    {
-        let stream = body
-            .write()
-            .map_err(|()| other("the request body stream was already taken"))?;
-        // The body is 29 bytes, well under the 4096 bytes one blocking write may carry.
-        stream
-            .blocking_write_and_flush(request.body.as_bytes())
-            .map_err(|e| from_stream_error(&e))?;
-    }
-    OutgoingBody::finish(body, None).map_err(from_code)?;
-    wait(&future)
+    // A server may answer (say, 401) without reading the body: a failed write is not the end,
+    // the answer still decides.
+    let written = body
+        .write()
+        .map_err(|()| other("the request body stream was already taken"))
+        .and_then(|stream| {
+            // The body is 29 bytes, well under the 4096 bytes one blocking write may carry.
+            stream
+                .blocking_write_and_flush(request.body.as_bytes())
+                .map_err(|e| from_stream_error(&e))
+        });
+    let _ = written.and_then(|()| OutgoingBody::finish(body, None).map_err(from_code));
+    wait(
+        &future,
+        &deadline(request.timeouts.connect + request.timeouts.first_byte),
+    )
 }
 
-fn wait(future: &FutureIncomingResponse) -> Result<IncomingResponse, TransportError> {
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A pollable that becomes ready `after` from now, on the host's real timer.
+fn deadline(after: Duration) -> Pollable {
+    monotonic_clock::subscribe_duration(nanos(after))
+}
+
+fn timed_out(what: &str) -> TransportError {
+    TransportError {
+        kind: TransportKind::Timeout,
+        detail: format!("{what} took longer than the component allows"),
+    }
+}
+
+/// Waits until `ready` or `deadline`; `false` when the deadline came first.
+fn wait_for(ready: &Pollable, deadline: &Pollable) -> bool {
+    let woken = poll::poll(&[ready, deadline]);
+    woken.contains(&0) || !woken.contains(&1)
+}
+
+fn wait(
+    future: &FutureIncomingResponse,
+    deadline: &Pollable,
+) -> Result<IncomingResponse, TransportError> {
+    let ready = future.subscribe();
     loop {
         match future.get() {
             Some(Ok(Ok(response))) => return Ok(response),
             Some(Ok(Err(code))) => return Err(from_code(code)),
             Some(Err(())) => return Err(other("the response was already taken")),
-            None => future.subscribe().block(),
+            None if wait_for(&ready, deadline) => {}
+            None => return Err(timed_out("the response head")),
         }
     }
 }
 
-/// Reads at most `BODY_CAP` bytes; the flag says whether more was there.
-fn read_body(response: IncomingResponse) -> Result<(Vec<u8>, bool), TransportError> {
+/// Reads at most `BODY_CAP` bytes before `deadline`; the flag says whether more was there.
+fn read_body(
+    response: IncomingResponse,
+    deadline: &Pollable,
+) -> Result<(Vec<u8>, bool), TransportError> {
     let body = response
         .consume()
         .map_err(|()| other("the response body was already taken"))?;
     let stream = body
         .stream()
         .map_err(|()| other("the response body stream was already taken"))?;
+    let readable = stream.subscribe();
     let mut bytes = Vec::new();
     let mut truncated = false;
     loop {
         let want = (BODY_CAP + 1 - bytes.len()).min(16 * 1024) as u64;
-        match stream.blocking_read(want) {
+        match stream.read(want) {
+            Ok(chunk) if chunk.is_empty() => {
+                if !wait_for(&readable, deadline) {
+                    return Err(timed_out("the response body"));
+                }
+            }
             Ok(chunk) => bytes.extend_from_slice(&chunk),
             Err(StreamError::Closed) => break,
-            Err(e) => return Err(from_stream_error(&e)),
+            // Whatever the host calls it (hyper reports a cut chunked body as a protocol
+            // error), a body that breaks off is a lost connection, and worth a retry.
+            Err(e) => {
+                let error = from_stream_error(&e);
+                return Err(match error.kind {
+                    TransportKind::Timeout => error,
+                    _ => TransportError {
+                        kind: TransportKind::ConnectionLost,
+                        ..error
+                    },
+                });
+            }
         }
         if bytes.len() > BODY_CAP {
             bytes.truncate(BODY_CAP);
@@ -116,7 +174,8 @@ fn read_body(response: IncomingResponse) -> Result<(Vec<u8>, bool), TransportErr
             break;
         }
     }
-    // The stream is a child of the body and must go first.
+    // Children go before their parents: the pollable, then the stream, then the body.
+    drop(readable);
     drop(stream);
     let _trailers = IncomingBody::finish(body);
     Ok((bytes, truncated))
@@ -157,9 +216,11 @@ fn from_code(code: ErrorCode) -> TransportError {
         | E::ConnectionWriteTimeout
         | E::HttpResponseTimeout => TransportKind::Timeout,
         E::TlsProtocolError | E::TlsCertificateError | E::TlsAlertReceived(_) => TransportKind::Tls,
-        E::ConnectionTerminated | E::ConnectionLimitReached | E::HttpResponseIncomplete => {
-            TransportKind::ConnectionLost
-        }
+        // hyper reports a connection cut mid-answer as a protocol error.
+        E::ConnectionTerminated
+        | E::ConnectionLimitReached
+        | E::HttpResponseIncomplete
+        | E::HttpProtocolError => TransportKind::ConnectionLost,
         E::HttpRequestDenied | E::DestinationIpProhibited => TransportKind::Denied,
         _ => TransportKind::Other,
     };

@@ -68,7 +68,7 @@ type Sent = Box<dyn Future<Output = Result<(), Error>> + Send>;
 impl WasiHttpHooks for Injector {
     fn send_request(
         &mut self,
-        _request: http::Request<WasiBody>,
+        request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Sent,
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, Sent), Error>> + Send> {
@@ -79,6 +79,8 @@ impl WasiHttpHooks for Injector {
             log.script.pop_front()
         };
         Box::new(async move {
+            // Read the request body as a server would, so the component's write completes.
+            let _ = request.into_body().collect().await;
             match next {
                 Some(Injection::Respond {
                     status,
