@@ -9,6 +9,7 @@ use crate::retry;
 use crate::wire;
 use std::cell::RefCell;
 use std::time::Duration;
+use zeroize::Zeroize;
 
 /// Sends the token request and reads the answer. Implemented over wasi:http in the component.
 pub trait Transport {
@@ -281,12 +282,26 @@ impl<T: Transport, C: Clock> Client<T, C> {
             timeouts: settings.timeouts,
         };
         self.state.borrow_mut().token_requests += 1;
-        let response = self.transport.post_token(&request).map_err(|e| {
+        let mut response = self.transport.post_token(&request).map_err(|e| {
             Box::new(Failure {
                 error: Error::Transport(e),
                 retry_after: None,
             })
         })?;
+        let judged = self.judge(&response, now, wall);
+        // The body held the token (or an echo of a secret): wipe it, as `Secret` does.
+        response.body.zeroize();
+        judged
+    }
+
+    /// The token in a complete answer, or the failure it stands for.
+    fn judge(
+        &self,
+        response: &RawResponse,
+        now: Duration,
+        wall: Duration,
+    ) -> Result<CachedToken, Box<Failure>> {
+        let settings = &self.settings;
         let retry_after = response
             .retry_after
             .as_deref()
@@ -312,7 +327,7 @@ impl<T: Transport, C: Clock> Client<T, C> {
         let held = state.held.as_ref().map_or("", |t| t.access_token.expose());
         let secrets = [key, credential, held];
         Err(Box::new(Failure {
-            error: error::classify_token_failure(&response, &secrets),
+            error: error::classify_token_failure(response, &secrets),
             retry_after,
         }))
     }
