@@ -21,6 +21,8 @@ pub fn effective_margin(configured: Duration, lifetime: Duration) -> Duration {
 pub struct CachedToken {
     pub access_token: Secret,
     pub token_type: String,
+    /// `expires_in` as the token endpoint announced it.
+    lifetime: u64,
     expires_at: Duration,
     refresh_at: Duration,
     expires_at_wall: Duration,
@@ -39,12 +41,42 @@ impl CachedToken {
         CachedToken {
             access_token: response.access_token,
             token_type: response.token_type,
+            lifetime: response.expires_in,
             // Saturating: the clocks are the host's, and no host value may trap the component.
             expires_at: requested_at.saturating_add(lifetime),
             refresh_at: requested_at
                 .saturating_add(lifetime)
                 .saturating_sub(effective_margin(margin, lifetime)),
             expires_at_wall: requested_at_wall.saturating_add(lifetime),
+        }
+    }
+
+    /// A token another instance fetched, with `remaining` of its life left at `now`.
+    pub fn adopt(
+        shared: crate::store::SharedToken,
+        now: Duration,
+        wall_now: Duration,
+        margin: Duration,
+    ) -> Self {
+        let remaining = shared.remaining(wall_now);
+        let margin = effective_margin(margin, Duration::from_secs(shared.expires_in));
+        CachedToken {
+            access_token: shared.access_token,
+            token_type: shared.token_type,
+            lifetime: shared.expires_in,
+            expires_at: now.saturating_add(remaining),
+            refresh_at: now.saturating_add(remaining).saturating_sub(margin),
+            expires_at_wall: wall_now.saturating_add(remaining),
+        }
+    }
+
+    /// The token as stored for other instances.
+    pub fn to_shared(&self) -> crate::store::SharedToken {
+        crate::store::SharedToken {
+            access_token: self.access_token.clone(),
+            token_type: self.token_type.clone(),
+            expires_in: self.lifetime,
+            expires_at_ms: u64::try_from(self.expires_at_wall.as_millis()).unwrap_or(u64::MAX),
         }
     }
 

@@ -1,7 +1,8 @@
 //! A client: one set of credentials, its token cache, and the two operations on it.
 //! Generic over the transport and the clock so the whole lifecycle is unit-tested natively.
 
-use crate::cache::CachedToken;
+use crate::cache::{self, CachedToken};
+use crate::store::{self, Keys, SharedToken, StoreError, TokenStore};
 use crate::config::{ClientConfig, Settings, Timeouts};
 use crate::error::{self, ApiError, Error, RawResponse, TransportError};
 use crate::origin::{Origin, UrlError};
@@ -65,10 +66,60 @@ pub enum Verdict {
     ScaRequired(Option<String>),
 }
 
+/// Where the token of the latest call came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    InstanceCache,
+    SharedStore,
+    FreshFetch,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreHealth {
+    NotConfigured,
+    Ok,
+    Unavailable,
+}
+
+/// `token-status`: what a client holds and has done. No secrets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub held: bool,
+    pub source: Option<Source>,
+    pub expires_in_seconds: Option<u64>,
+    pub token_requests: u64,
+    pub cool_down: Option<Duration>,
+    pub store: StoreHealth,
+    pub store_error: Option<String>,
+}
+
+/// The shared store of a client and its keys.
+struct Shared {
+    store: Box<dyn TokenStore>,
+    keys: Keys,
+}
+
+/// What the shared store gave.
+enum Acquired {
+    /// A usable token another instance fetched.
+    Adopted(CachedToken),
+    /// This instance holds the lease: it fetches and publishes, replacing `expected`.
+    Leader { expected: Option<Vec<u8>> },
+    /// Fetch without the store (it failed, or the lease holder took too long).
+    Direct,
+}
+
+/// A lease value: random, so a holder could tell its own lease from another's.
+fn lease_value() -> Vec<u8> {
+    format!("{:016x}", retry::jitter().to_bits()).into_bytes()
+}
+
 /// A held token and what the client remembers between calls.
 #[derive(Default)]
 struct State {
     held: Option<CachedToken>,
+    source: Option<Source>,
+    store_error: Option<String>,
     /// No token request before `until`; meanwhile calls get `error` (or the held token while
     /// it lives).
     block: Option<Block>,
@@ -93,6 +144,7 @@ pub struct Client<T, C> {
     state: RefCell<State>,
     transport: T,
     clock: C,
+    shared: Option<Shared>,
 }
 
 impl<T: Transport, C: Clock> Client<T, C> {
@@ -103,7 +155,23 @@ impl<T: Transport, C: Clock> Client<T, C> {
             state: RefCell::new(State::default()),
             transport,
             clock,
+            shared: None,
         })
+    }
+
+    /// A client that shares its token with other instances through `store`.
+    pub fn with_store(
+        config: ClientConfig,
+        transport: T,
+        clock: C,
+        store: Box<dyn TokenStore>,
+    ) -> Result<Self, Error> {
+        let mut client = Client::new(config, transport, clock)?;
+        client.shared = Some(Shared {
+            keys: Keys::new(&client.settings),
+            store,
+        });
+        Ok(client)
     }
 
     pub fn get_token(&self) -> Result<Token, Error> {
@@ -177,38 +245,89 @@ impl<T: Transport, C: Clock> Client<T, C> {
         Verdict::TokenRejected(api_error)
     }
 
-    /// How many token requests this client has sent.
-    pub fn token_requests(&self) -> u64 {
-        self.state.borrow().token_requests
+    /// What the client holds and has done; sends nothing.
+    pub fn status(&self) -> Status {
+        let now = self.clock.monotonic();
+        let state = self.state.borrow();
+        let alive = state.held.as_ref().filter(|t| t.is_alive(now));
+        Status {
+            held: alive.is_some(),
+            source: state.source,
+            expires_in_seconds: alive.map(|t| t.seconds_left(now)),
+            token_requests: state.token_requests,
+            cool_down: state
+                .block
+                .as_ref()
+                .filter(|b| now < b.until)
+                .map(|b| b.until - now),
+            store: match (&self.shared, &state.store_error) {
+                (None, _) => StoreHealth::NotConfigured,
+                (Some(_), None) => StoreHealth::Ok,
+                (Some(_), Some(_)) => StoreHealth::Unavailable,
+            },
+            store_error: state.store_error.clone(),
+        }
     }
 
-    /// Runs `f` on a usable token. Fetches one when none is held or the held one has reached
-    /// its refresh point, unless a cool-down or `Retry-After` forbids it; a held token that
-    /// has not expired yet is served through failed renewals.
+    /// Runs `f` on a usable token. The held one while it is before its refresh point (the
+    /// cached path: one clock read, no allocation); otherwise see `renew`.
     fn with_token<R>(&self, f: impl FnOnce(&CachedToken, Duration) -> R) -> Result<R, Error> {
         let now = self.clock.monotonic();
         {
-            let state = self.state.borrow();
+            let mut state = self.state.borrow_mut();
             if let Some(token) = state.held.as_ref().filter(|t| t.is_usable(now)) {
-                return Ok(f(token, now));
+                let result = f(token, now);
+                state.source = Some(Source::InstanceCache);
+                return Ok(result);
             }
+        }
+        let now = self.renew(now)?;
+        let state = self.state.borrow();
+        match state.held.as_ref() {
+            Some(token) => Ok(f(token, now)),
+            None => Err(Error::InvalidRequest("no token held".into())),
+        }
+    }
+
+    /// Makes the held token one that may be sent, or says why there is none. Unless a
+    /// cool-down or `Retry-After` forbids it: a token shared by another instance, else one
+    /// fetched (by this instance, or by the one holding the store's lease while this one
+    /// waits). A held token that has not expired is served through failed renewals.
+    /// Returns the monotonic time after the work.
+    fn renew(&self, now: Duration) -> Result<Duration, Error> {
+        {
+            let mut state = self.state.borrow_mut();
             if let Some(block) = state.block.as_ref().filter(|b| now < b.until) {
-                if let Some(token) = state.held.as_ref().filter(|t| t.is_alive(now)) {
-                    return Ok(f(token, now));
+                if state.held.as_ref().is_some_and(|t| t.is_alive(now)) {
+                    state.source = Some(Source::InstanceCache);
+                    return Ok(now);
                 }
                 return Err(block.error.clone().with_retry_in(block.until - now));
             }
         }
+        let lead = match self.shared.as_ref().map(|shared| self.acquire(shared)) {
+            Some(Acquired::Adopted(token)) => {
+                let mut state = self.state.borrow_mut();
+                state.held = Some(token);
+                state.source = Some(Source::SharedStore);
+                return Ok(self.clock.monotonic());
+            }
+            Some(Acquired::Leader { expected }) => Some(expected),
+            Some(Acquired::Direct) | None => None,
+        };
         let fetched = self.fetch();
         let now = self.clock.monotonic();
+        if let (Some(shared), Some(expected)) = (&self.shared, &lead) {
+            self.publish(shared, fetched.as_ref().ok(), expected.as_deref());
+        }
         let mut state = self.state.borrow_mut();
         let failure = match fetched {
             Ok(token) => {
                 state.block = None;
                 state.strikes = 0;
-                let result = f(&token, now);
                 state.held = Some(token);
-                return Ok(result);
+                state.source = Some(Source::FreshFetch);
+                return Ok(now);
             }
             Err(failure) => failure,
         };
@@ -234,13 +353,92 @@ impl<T: Transport, C: Clock> Client<T, C> {
                 error: failure.error.clone(),
             });
         }
-        if let Some(token) = state.held.as_ref().filter(|t| t.is_alive(now)) {
-            return Ok(f(token, now));
+        if alive {
+            state.source = Some(Source::InstanceCache);
+            return Ok(now);
         }
         Err(match pause {
             Some(pause) => failure.error.with_retry_in(pause),
             None => failure.error,
         })
+    }
+
+    /// A usable shared token, or the lease to fetch one, waiting a bounded time while another
+    /// instance holds the lease. Any store failure means fetching directly.
+    fn acquire(&self, shared: &Shared) -> Acquired {
+        let pauses = std::iter::once(0).chain(store::WAIT_SCHEDULE_MS);
+        for pause in pauses {
+            if pause > 0 {
+                self.clock.sleep(Duration::from_millis(pause));
+            }
+            let expected = match shared.store.get(&shared.keys.token) {
+                Ok(value) => value,
+                Err(e) => return self.store_failed(e),
+            };
+            let wall = self.clock.wall();
+            let found = expected
+                .as_deref()
+                .and_then(|value| SharedToken::decode(value, &shared.keys.id));
+            if let Some(found) = found {
+                let margin = cache::effective_margin(
+                    self.settings.refresh_margin,
+                    Duration::from_secs(found.expires_in),
+                );
+                if found.remaining(wall) > margin {
+                    self.store_ok();
+                    let now = self.clock.monotonic();
+                    let margin = self.settings.refresh_margin;
+                    return Acquired::Adopted(CachedToken::adopt(found, now, wall, margin));
+                }
+            }
+            let lease = shared
+                .store
+                .compare_and_swap(&shared.keys.lease, None, &lease_value(), store::LEASE_TTL);
+            match lease {
+                Ok(true) => {
+                    self.store_ok();
+                    return Acquired::Leader { expected };
+                }
+                // Another instance is fetching: look again after a pause.
+                Ok(false) => {}
+                Err(e) => return self.store_failed(e),
+            }
+        }
+        Acquired::Direct
+    }
+
+    /// Shares a fetched token (replacing what was read, stale, foreign or corrupt) and
+    /// releases the lease, also after a failed fetch so that waiters stop waiting.
+    fn publish(&self, shared: &Shared, token: Option<&CachedToken>, expected: Option<&[u8]>) {
+        if let Some(token) = token {
+            let ttl = Duration::from_secs(token.seconds_left(self.clock.monotonic()));
+            let value = token.to_shared().encode(&shared.keys.id);
+            let stored = shared.store.compare_and_swap(
+                &shared.keys.token,
+                expected,
+                value.expose().as_bytes(),
+                ttl,
+            );
+            if let Err(e) = stored {
+                self.store_failed(e);
+                return;
+            }
+        }
+        match shared.store.delete(&shared.keys.lease) {
+            Ok(()) => self.store_ok(),
+            Err(e) => {
+                self.store_failed(e);
+            }
+        }
+    }
+
+    fn store_ok(&self) {
+        self.state.borrow_mut().store_error = None;
+    }
+
+    fn store_failed(&self, error: StoreError) -> Acquired {
+        self.state.borrow_mut().store_error = Some(error.0);
+        Acquired::Direct
     }
 
     /// Token requests until one succeeds, a fault is not transient, or the attempts or the
@@ -525,7 +723,7 @@ mod tests {
         assert_eq!(token.access_token, "second");
         assert_eq!(token.expires_in_seconds, 1200);
         assert_eq!(transport.sent.get(), 2);
-        assert_eq!(client.token_requests(), 2);
+        assert_eq!(client.status().token_requests, 2);
     }
 
     #[test]
@@ -828,5 +1026,202 @@ mod tests {
         );
         assert_eq!(client.get_token().expect("kept").access_token, "t2");
         assert_eq!(transport.sent.get(), 2);
+    }
+
+    /// An in-memory store shared by clients; it can be switched off to fail every call.
+    #[derive(Clone, Default)]
+    struct FakeStore {
+        map: Rc<RefCell<std::collections::HashMap<String, Vec<u8>>>>,
+        down: Rc<Cell<bool>>,
+        gets: Rc<Cell<u32>>,
+        /// Put into the map at the n-th `get`: another instance publishing meanwhile.
+        arrives: Rc<RefCell<Option<(u32, String, Vec<u8>)>>>,
+    }
+
+    impl TokenStore for FakeStore {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            if self.down.get() {
+                return Err(StoreError("connection refused".into()));
+            }
+            self.gets.set(self.gets.get() + 1);
+            let arrival = self.arrives.borrow().clone();
+            if let Some((_, k, v)) = arrival.filter(|(at, ..)| *at == self.gets.get()) {
+                self.map.borrow_mut().insert(k, v);
+            }
+            Ok(self.map.borrow().get(key).cloned())
+        }
+        fn compare_and_swap(
+            &self,
+            key: &str,
+            expected: Option<&[u8]>,
+            value: &[u8],
+            _: Duration,
+        ) -> Result<bool, StoreError> {
+            if self.down.get() {
+                return Err(StoreError("connection refused".into()));
+            }
+            let mut map = self.map.borrow_mut();
+            if map.get(key).map(Vec::as_slice) != expected {
+                return Ok(false);
+            }
+            map.insert(key.to_owned(), value.to_vec());
+            Ok(true)
+        }
+        fn delete(&self, key: &str) -> Result<(), StoreError> {
+            if self.down.get() {
+                return Err(StoreError("connection refused".into()));
+            }
+            self.map.borrow_mut().remove(key);
+            Ok(())
+        }
+    }
+
+    fn shared_client(
+        transport: &FakeTransport,
+        clock: &FakeClock,
+        store: &FakeStore,
+    ) -> Client<FakeTransport, FakeClock> {
+        Client::with_store(config(), transport.clone(), clock.clone(), Box::new(store.clone()))
+            .expect("valid config")
+    }
+
+    #[test]
+    fn instances_share_one_token_through_the_store() {
+        let (transport, clock, store) = (
+            FakeTransport::default(),
+            FakeClock::default(),
+            FakeStore::default(),
+        );
+        transport.answer(200, &token_body("shared", 1200));
+        let first = shared_client(&transport, &clock, &store);
+        assert_eq!(first.get_token().expect("token").access_token, "shared");
+        assert_eq!(first.status().source, Some(Source::FreshFetch));
+        for _ in 0..100 {
+            let fresh = shared_client(&transport, &clock, &store);
+            let token = fresh.get_token().expect("token");
+            assert_eq!(token.access_token, "shared");
+            assert_eq!(fresh.status().source, Some(Source::SharedStore));
+            assert_eq!(fresh.status().token_requests, 0);
+        }
+        assert_eq!(transport.sent.get(), 1);
+        let keys: Vec<String> = store.map.borrow().keys().cloned().collect();
+        assert_eq!(keys.len(), 1, "the lease was released: {keys:?}");
+        assert!(keys.iter().all(|k| !k.contains("my-api-key") && !k.contains("my-client")));
+
+        // Past the refresh point, one instance renews and the others adopt the new token.
+        clock.advance(secs(1140));
+        transport.answer(200, &token_body("renewed", 1200));
+        for _ in 0..10 {
+            let fresh = shared_client(&transport, &clock, &store);
+            assert_eq!(fresh.get_token().expect("token").access_token, "renewed");
+        }
+        assert_eq!(first.get_token().expect("token").access_token, "renewed");
+        assert_eq!(transport.sent.get(), 2);
+    }
+
+    #[test]
+    fn corrupt_or_foreign_entries_are_replaced() {
+        let (transport, clock, store) = (
+            FakeTransport::default(),
+            FakeClock::default(),
+            FakeStore::default(),
+        );
+        transport.answer(200, &token_body("mine", 1200));
+        let client = shared_client(&transport, &clock, &store);
+        let key = client.shared.as_ref().expect("store").keys.token.clone();
+        for junk in [&b"\xff not json"[..], br#"{"v":1,"id":"someone-else","access_token":"x","token_type":"bearer","expires_in":5,"expires_at_ms":99999999999999}"#] {
+            store.map.borrow_mut().insert(key.clone(), junk.to_vec());
+            let fresh = shared_client(&transport, &clock, &store);
+            assert_eq!(fresh.get_token().expect("no error").access_token, "mine");
+            let stored = store.map.borrow().get(&key).cloned().expect("replaced");
+            assert!(String::from_utf8_lossy(&stored).contains("\"access_token\":\"mine\""));
+        }
+    }
+
+    #[test]
+    fn a_store_failure_never_fails_a_call() {
+        let (transport, clock, store) = (
+            FakeTransport::default(),
+            FakeClock::default(),
+            FakeStore::default(),
+        );
+        transport.answer(200, &token_body("direct", 1200));
+        store.down.set(true);
+        let client = shared_client(&transport, &clock, &store);
+        assert_eq!(client.get_token().expect("token").access_token, "direct");
+        let status = client.status();
+        assert_eq!(status.store, StoreHealth::Unavailable);
+        assert_eq!(status.store_error.as_deref(), Some("connection refused"));
+        assert_eq!(status.source, Some(Source::FreshFetch));
+        // The store comes back: the next renewal shares again.
+        store.down.set(false);
+        clock.advance(secs(1140));
+        assert_eq!(client.get_token().expect("token").access_token, "direct");
+        assert_eq!(client.status().store, StoreHealth::Ok);
+        let other = shared_client(&transport, &clock, &store);
+        other.get_token().expect("token");
+        assert_eq!(other.status().source, Some(Source::SharedStore));
+        assert_eq!(transport.sent.get(), 2);
+    }
+
+    #[test]
+    fn waiters_take_the_leaders_token_or_give_up_in_bounded_time() {
+        let (transport, clock, store) = (
+            FakeTransport::default(),
+            FakeClock::default(),
+            FakeStore::default(),
+        );
+        transport.answer(200, &token_body("own", 1200));
+        let client = shared_client(&transport, &clock, &store);
+        let keys = client.shared.as_ref().expect("store").keys.clone();
+        // Another instance holds the lease and publishes at our third look.
+        store.map.borrow_mut().insert(keys.lease.clone(), b"other".to_vec());
+        let published = SharedToken {
+            access_token: crate::secret::Secret::new("leaders".into()),
+            token_type: "bearer".into(),
+            expires_in: 1200,
+            expires_at_ms: (1_800_000_000 + 1200) * 1000,
+        };
+        let value = published.encode(&keys.id).expose().as_bytes().to_vec();
+        *store.arrives.borrow_mut() = Some((3, keys.token.clone(), value));
+        assert_eq!(client.get_token().expect("token").access_token, "leaders");
+        assert_eq!(transport.sent.get(), 0);
+        assert_eq!(clock.slept.get(), Duration::from_millis(15));
+
+        // A lease that is never released: the waiter fetches itself after about 5 s.
+        let (transport, clock, store) = (
+            FakeTransport::default(),
+            FakeClock::default(),
+            FakeStore::default(),
+        );
+        transport.answer(200, &token_body("own", 1200));
+        let client = shared_client(&transport, &clock, &store);
+        store.map.borrow_mut().insert(keys.lease.clone(), b"dead".to_vec());
+        assert_eq!(client.get_token().expect("token").access_token, "own");
+        assert_eq!(transport.sent.get(), 1);
+        assert_eq!(clock.slept.get(), Duration::from_millis(5275));
+    }
+
+    #[test]
+    fn status_reports_without_secrets() {
+        let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+        let client = client(&transport, &clock);
+        let empty = client.status();
+        assert!(!empty.held && empty.source.is_none() && empty.token_requests == 0);
+        assert_eq!(empty.store, StoreHealth::NotConfigured);
+        transport.answer(401, INVALID);
+        let _ = client.get_token();
+        assert_eq!(client.status().cool_down, Some(secs(60)));
+        clock.advance(secs(60));
+        transport.answer(200, &token_body("tok-secret", 1200));
+        client.get_token().expect("token");
+        client.get_token().expect("token");
+        let status = client.status();
+        assert!(status.held);
+        assert_eq!(status.source, Some(Source::InstanceCache));
+        assert_eq!(status.expires_in_seconds, Some(1200));
+        assert_eq!(status.token_requests, 2);
+        assert_eq!(status.cool_down, None);
+        assert!(!format!("{status:?}").contains("tok-secret"));
     }
 }

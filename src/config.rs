@@ -104,6 +104,7 @@ pub struct Timeouts {
 /// A validated configuration, with everything a token request needs computed once.
 #[derive(Debug)]
 pub struct Settings {
+    pub client_id: String,
     /// `Basic base64(ClientId:ApiKey)`: the only form in which the API key is kept.
     pub basic_authorization: Secret,
     /// Kept only to withhold it from error excerpts; requests use `basic_authorization`.
@@ -196,6 +197,7 @@ impl Settings {
                 &config.client_id,
                 config.api_key.expose(),
             ),
+            client_id: config.client_id,
             api_key: config.api_key,
             base,
             refresh_margin: config

@@ -1,4 +1,6 @@
-//! The WIT glue: `mangopay:auth/auth` exports mapped onto `Client`.
+//! The WIT glue: `mangopay:auth/auth` exports mapped onto `Client`. Compiled by the root
+//! crate for world `component`, and by store-component (with `cfg(shared_store)`) for world
+//! `component-with-store`, where clients share their token through the imported store.
 
 use crate::client::{self, Client, HttpRequest as Request, Verdict};
 use crate::clock::HostClock;
@@ -13,16 +15,58 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+#[cfg(not(shared_store))]
 wit_bindgen::generate!({
     world: "component",
     path: "wit",
 });
 
+#[cfg(shared_store)]
+wit_bindgen::generate!({
+    world: "component-with-store",
+    path: "../wit",
+});
+
 use exports::mangopay::auth::auth::{
     ApiError, Config, Environment, Error, Guest, GuestClient, HttpRequest, HttpResponse,
-    OauthError, ResponseVerdict, Token, TokenResponseProblem, TransportError, TransportKind,
-    UnexpectedResponse,
+    OauthError, ResponseVerdict, StoreHealth, Token, TokenResponseProblem, TokenSource,
+    AuthStatus, TransportError, TransportKind, UnexpectedResponse,
 };
+
+/// A client of this world: with the host's store in `component-with-store`.
+fn make_client(config: ClientConfig) -> Result<HostClient, E> {
+    #[cfg(shared_store)]
+    return Client::with_store(config, WasiHttp, HostClock, Box::new(HostStore));
+    #[cfg(not(shared_store))]
+    Client::new(config, WasiHttp, HostClock)
+}
+
+/// The imported `token-store`, as the client's store.
+#[cfg(shared_store)]
+struct HostStore;
+
+#[cfg(shared_store)]
+impl crate::store::TokenStore for HostStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
+        mangopay::auth::token_store::get(key).map_err(crate::store::StoreError)
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, crate::store::StoreError> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        mangopay::auth::token_store::compare_and_swap(key, expected, value, ttl_ms)
+            .map_err(crate::store::StoreError)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), crate::store::StoreError> {
+        mangopay::auth::token_store::delete(key).map_err(crate::store::StoreError)
+    }
+}
 
 type HostClient = Client<WasiHttp, HostClock>;
 
@@ -43,7 +87,7 @@ fn default_client() -> Result<Rc<HostClient>, Error> {
             return Ok(client.clone());
         }
         let config = config::from_env(|name| std::env::var(name).ok()).map_err(to_wit)?;
-        let client = Rc::new(Client::new(config, WasiHttp, HostClock).map_err(to_wit)?);
+        let client = Rc::new(make_client(config).map_err(to_wit)?);
         Ok(cell.get_or_init(|| client).clone())
     })
 }
@@ -70,6 +114,10 @@ impl Guest for Component {
             Ok(client) => check_response(&client, request, response),
             Err(_) => ResponseVerdict::Accepted,
         }
+    }
+
+    fn token_status() -> Result<AuthStatus, Error> {
+        Ok(to_wit_status(default_client()?.status()))
     }
 }
 
@@ -108,7 +156,7 @@ impl GuestClient for HostClient {
             retry,
             cool_down,
         };
-        let client = Client::new(config, WasiHttp, HostClock).map_err(to_wit)?;
+        let client = make_client(config).map_err(to_wit)?;
         Ok(exports::mangopay::auth::auth::Client::new(client))
     }
 
@@ -124,6 +172,30 @@ impl GuestClient for HostClient {
 
     fn check_response(&self, request: HttpRequest, response: HttpResponse) -> ResponseVerdict {
         check_response(self, request, response)
+    }
+
+    fn token_status(&self) -> AuthStatus {
+        to_wit_status(self.status())
+    }
+}
+
+fn to_wit_status(status: client::Status) -> AuthStatus {
+    AuthStatus {
+        held: status.held,
+        source: status.source.map(|s| match s {
+            client::Source::InstanceCache => TokenSource::InstanceCache,
+            client::Source::SharedStore => TokenSource::SharedStore,
+            client::Source::FreshFetch => TokenSource::FreshFetch,
+        }),
+        expires_in_seconds: status.expires_in_seconds,
+        token_requests: status.token_requests,
+        cool_down_seconds: seconds(status.cool_down),
+        store: match status.store {
+            client::StoreHealth::NotConfigured => StoreHealth::NotConfigured,
+            client::StoreHealth::Ok => StoreHealth::Ok,
+            client::StoreHealth::Unavailable => StoreHealth::Unavailable,
+        },
+        store_error: status.store_error,
     }
 }
 

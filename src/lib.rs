@@ -27,9 +27,10 @@ pub mod error;
 pub mod origin;
 pub mod retry;
 pub mod secret;
+pub mod store;
 pub mod wire;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod glue;
 #[cfg(target_arch = "wasm32")]
-mod transport;
+pub mod transport;

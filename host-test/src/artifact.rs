@@ -16,6 +16,18 @@ pub fn component_wasm() -> &'static Path {
     })
 }
 
+/// The release `.wasm` of world `component-with-store` (`$MANGOPAY_AUTH_STORE_WASM` skips
+/// the build).
+pub fn store_component_wasm() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(path) = std::env::var_os("MANGOPAY_AUTH_STORE_WASM") {
+            return PathBuf::from(path);
+        }
+        build("mangopay-auth-store", "mangopay_auth_store")
+    })
+}
+
 /// `cargo build -p <package> --target wasm32-wasip2 --release`, returning the artifact that
 /// cargo reports for `<lib_name>`.
 pub fn build(package: &str, lib_name: &str) -> PathBuf {

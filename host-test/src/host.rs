@@ -3,7 +3,9 @@
 
 use crate::artifact;
 use crate::clock::VirtualClock;
-use std::sync::OnceLock;
+use crate::store::HostStore;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -13,14 +15,16 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "component",
+        // Both components load through this world: the self-contained one simply does not
+        // use the token-store import.
+        world: "component-with-store",
         additional_derives: [PartialEq],
     });
 }
 
 pub use bindings::exports::mangopay::auth::auth::{
-    ApiError, Config, CoolDown, Environment, Error, HttpRequest, HttpResponse, OauthError,
-    ResponseVerdict, RetryPolicy, Timeouts, Token, TokenResponseProblem, TransportError,
+    ApiError, AuthStatus, Config, CoolDown, Environment, Error, HttpRequest, HttpResponse,
+    OauthError, StoreHealth, TokenSource, ResponseVerdict, RetryPolicy, Timeouts, Token, TokenResponseProblem, TransportError,
     TransportKind, UnexpectedResponse,
 };
 
@@ -31,6 +35,38 @@ pub struct State {
     table: ResourceTable,
     /// Replaces wasmtime's outbound HTTP client (fault injection); `None` uses the network.
     hooks: Option<Box<dyn WasiHttpHooks>>,
+    /// The token store behind the `token-store` import.
+    store: Option<Arc<dyn HostStore>>,
+}
+
+impl bindings::mangopay::auth::token_store::Host for State {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
+        self.store()?.get(&key)
+    }
+
+    fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+        ttl_ms: u64,
+    ) -> Result<bool, String> {
+        let ttl = Duration::from_millis(ttl_ms);
+        self.store()?
+            .compare_and_swap(&key, expected.as_deref(), &value, ttl)
+    }
+
+    fn delete(&mut self, key: String) -> Result<(), String> {
+        self.store()?.delete(&key)
+    }
+}
+
+impl State {
+    fn store(&self) -> Result<&Arc<dyn HostStore>, String> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| "this host has no token store".to_owned())
+    }
 }
 
 impl WasiView for State {
@@ -58,7 +94,7 @@ impl WasiHttpView for State {
 /// A compiled, linked component, ready to be instantiated many times.
 pub struct Host {
     engine: Engine,
-    pre: bindings::ComponentPre<State>,
+    pre: bindings::ComponentWithStorePre<State>,
 }
 
 impl Host {
@@ -69,15 +105,27 @@ impl Host {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
-        let pre = bindings::ComponentPre::new(linker.instantiate_pre(&component)?)?;
+        bindings::mangopay::auth::token_store::add_to_linker::<State, wasmtime::component::HasSelf<State>>(
+            &mut linker,
+            |state| state,
+        )?;
+        let pre = bindings::ComponentWithStorePre::new(linker.instantiate_pre(&component)?)?;
         Ok(Host { engine, pre })
     }
 
-    /// The mangopay-auth component, built and loaded once per process.
+    /// The mangopay-auth component (world `component`), built and loaded once per process.
     pub fn shared() -> &'static Host {
         static HOST: OnceLock<Host> = OnceLock::new();
         HOST.get_or_init(|| {
             Host::load(artifact::component_wasm()).expect("the component loads and links")
+        })
+    }
+
+    /// The component of world `component-with-store`, built and loaded once per process.
+    pub fn with_store() -> &'static Host {
+        static HOST: OnceLock<Host> = OnceLock::new();
+        HOST.get_or_init(|| {
+            Host::load(artifact::store_component_wasm()).expect("the component loads and links")
         })
     }
 
@@ -98,6 +146,7 @@ impl Host {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: options.hooks,
+            store: options.store,
         };
         let mut store = Store::new(&self.engine, state);
         let api = self.pre.instantiate(&mut store)?;
@@ -119,13 +168,15 @@ pub struct InstanceOptions {
     pub clock: Option<VirtualClock>,
     /// Outbound HTTP hooks in place of the network (see `inject`).
     pub hooks: Option<Box<dyn WasiHttpHooks>>,
+    /// The token store for the `component-with-store` world.
+    pub store: Option<Arc<dyn HostStore>>,
 }
 
 /// One instance of the component and typed calls into its `auth` interface.
 /// A `wasmtime::Error` is a trap or host failure; the inner `Result` is the component's answer.
 pub struct Instance {
     store: Store<State>,
-    api: bindings::Component,
+    api: bindings::ComponentWithStore,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
 }
@@ -171,6 +222,18 @@ impl Instance {
             request,
             response,
         )
+    }
+
+    pub fn token_status(&mut self, client: ResourceAny) -> wasmtime::Result<AuthStatus> {
+        self.api
+            .mangopay_auth_auth()
+            .client()
+            .call_token_status(&mut self.store, client)
+    }
+
+    /// `token-status` of the default (environment-configured) client.
+    pub fn default_token_status(&mut self) -> wasmtime::Result<Result<AuthStatus, Error>> {
+        self.api.mangopay_auth_auth().call_token_status(&mut self.store)
     }
 
     /// `get-token` of the default (environment-configured) client.

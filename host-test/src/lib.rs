@@ -8,3 +8,4 @@ pub mod host;
 pub mod http_client;
 pub mod inject;
 pub mod mock;
+pub mod store;

@@ -1,0 +1,246 @@
+//! Host implementations of `mangopay:auth/token-store`: an in-process map shared by many
+//! instances, and Redis, shared by host processes. Plus a throwaway `redis-server` for tests.
+
+use crate::clock::VirtualClock;
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What the component's `token-store` import calls. Errors are texts for the component.
+pub trait HostStore: Send + Sync {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, String>;
+    fn delete(&self, key: &str) -> Result<(), String>;
+}
+
+/// A map in this process; entries expire on the virtual wall clock.
+pub struct MapStore {
+    entries: Mutex<HashMap<String, (Vec<u8>, Duration)>>,
+    clock: VirtualClock,
+}
+
+impl MapStore {
+    pub fn new(clock: VirtualClock) -> MapStore {
+        MapStore {
+            entries: Mutex::new(HashMap::new()),
+            clock,
+        }
+    }
+
+    /// Writes a raw value, as a foreign writer or a corrupting bug would.
+    pub fn put_raw(&self, key: &str, value: &[u8]) {
+        let expires = self.clock.wall() + Duration::from_secs(86_400);
+        let mut entries = self.entries.lock().expect("store");
+        entries.insert(key.to_owned(), (value.to_vec(), expires));
+    }
+
+    /// Every live entry, key and value.
+    pub fn entries(&self) -> Vec<(String, Vec<u8>)> {
+        let now = self.clock.wall();
+        let entries = self.entries.lock().expect("store");
+        let live = entries.iter().filter(|(_, (_, expires))| *expires > now);
+        live.map(|(k, (v, _))| (k.clone(), v.clone())).collect()
+    }
+}
+
+impl HostStore for MapStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        let now = self.clock.wall();
+        let entries = self.entries.lock().map_err(|e| e.to_string())?;
+        Ok(entries
+            .get(key)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(value, _)| value.clone()))
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, String> {
+        let now = self.clock.wall();
+        let mut entries = self.entries.lock().map_err(|e| e.to_string())?;
+        let current = entries
+            .get(key)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(value, _)| value.as_slice());
+        if current != expected {
+            return Ok(false);
+        }
+        entries.insert(key.to_owned(), (value.to_vec(), now + ttl));
+        Ok(true)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), String> {
+        self.entries.lock().map_err(|e| e.to_string())?.remove(key);
+        Ok(())
+    }
+}
+
+/// Redis, one short connection per operation so that a restarted server is picked up at once.
+/// Entries expire on Redis's own (real) clock; the component checks expiry itself.
+pub struct RedisStore {
+    client: redis::Client,
+}
+
+/// Sets KEYS[1] to ARGV[3] for ARGV[4] ms if its value is ARGV[2] (ARGV[1] = "1"), or if it
+/// is absent (ARGV[1] = "0"). Atomic: Redis runs a script alone.
+const CAS: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if (ARGV[1] == '0' and current == false) or (ARGV[1] == '1' and current == ARGV[2]) then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  return 1
+end
+return 0
+"#;
+
+const REDIS_TIMEOUT: Duration = Duration::from_millis(300);
+
+impl RedisStore {
+    pub fn new(url: &str) -> RedisStore {
+        RedisStore {
+            client: redis::Client::open(url).expect("a valid redis URL"),
+        }
+    }
+
+    fn connection(&self) -> Result<redis::Connection, String> {
+        let connection = self
+            .client
+            .get_connection_with_timeout(REDIS_TIMEOUT)
+            .map_err(|e| format!("redis: {e}"))?;
+        connection
+            .set_read_timeout(Some(REDIS_TIMEOUT))
+            .and_then(|()| connection.set_write_timeout(Some(REDIS_TIMEOUT)))
+            .map_err(|e| format!("redis: {e}"))?;
+        Ok(connection)
+    }
+}
+
+impl HostStore for RedisStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        redis::cmd("GET")
+            .arg(key)
+            .query(&mut self.connection()?)
+            .map_err(|e| format!("redis: {e}"))
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, String> {
+        let ttl_ms = ttl.as_millis().max(1) as u64;
+        let set: i64 = redis::cmd("EVAL")
+            .arg(CAS)
+            .arg(1)
+            .arg(key)
+            .arg(if expected.is_some() { "1" } else { "0" })
+            .arg(expected.unwrap_or_default())
+            .arg(value)
+            .arg(ttl_ms)
+            .query(&mut self.connection()?)
+            .map_err(|e| format!("redis: {e}"))?;
+        Ok(set == 1)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), String> {
+        redis::cmd("DEL")
+            .arg(key)
+            .query::<i64>(&mut self.connection()?)
+            .map(drop)
+            .map_err(|e| format!("redis: {e}"))
+    }
+}
+
+/// A `redis-server` on 127.0.0.1 for one test, without persistence. Stopped on drop.
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port; installs Debian's redis-server first where it is
+    /// missing and this runs as root (a fresh machine), so the test command needs no set-up.
+    pub fn start() -> RedisServer {
+        ensure_redis_server();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = RedisServer { port, child: None };
+        server.resume();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Stops the server (its data goes with it).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty.
+    pub fn resume(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let store = RedisStore::new(&self.url());
+        let started = Instant::now();
+        while store.get("ping").is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not answer on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn ensure_redis_server() {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return;
+    }
+    eprintln!("redis-server is missing: installing Debian's redis-server with apt-get");
+    let installed = Command::new("sh")
+        .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        installed,
+        "these tests need redis-server on the PATH: install it (apt-get install redis-server)"
+    );
+}
