@@ -1,5 +1,7 @@
 //! Any URL and any client configuration: URL parsing and configuration validation must not
-//! panic, a base URL's origin must survive a round trip through `to_url`, and a refused
+//! panic, a base URL's origin must survive a round trip through `to_url`, an accepted base URL
+//! must have a strict authority (a host name of `[a-z0-9._-]` labels or a bracketed IPv6
+//! address, then an optional `:port` of 1..=65535) that is the origin's, and a refused
 //! configuration must not echo the API key.
 //!
 //! Input, so that seeds can be written by hand:
@@ -21,6 +23,7 @@ use mangopay_auth::error::Error;
 use mangopay_auth::origin::Origin;
 use mangopay_auth::secret::Secret;
 use mangopay_auth::wire;
+use std::net::Ipv6Addr;
 
 #[derive(Debug, Default, Arbitrary)]
 struct Knobs {
@@ -88,15 +91,88 @@ fn split_line(data: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// Known bug, reported and not yet fixed: `http::Uri` accepts an authority such as `a[::1]`,
-/// whose host is then `a[`, and `to_url` gives a URL that no longer parses. The round trip
-/// fails at once on it; `--features tolerate-known-bugs` skips such inputs so that the other
-/// invariants can be fuzzed until it is fixed.
-fn known_bracket_bug(origin: &Origin) -> bool {
-    let authority = origin.authority();
-    cfg!(feature = "tolerate-known-bugs")
-        && authority.contains(['[', ']'])
-        && !authority.starts_with('[')
+/// The authority as written in an absolute URL: from `://` to the first `/`, `?` or `#`.
+fn written_authority(url: &str) -> &str {
+    let start = url.find("://").expect("an accepted URL has a scheme") + 3;
+    url[start..]
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+}
+
+/// The host and port of an authority made only of a host name (dot-separated, non-empty labels
+/// of `[a-z0-9_-]`, ASCII upper case allowed only if `any_case`) or a bracketed IPv6 address,
+/// then an optional `:port` of 1..=65535 given in at most five digits; `None` for anything else.
+fn strict_authority(authority: &str, any_case: bool) -> Option<(String, Option<u16>)> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (ip, after) = rest.split_once(']')?;
+            ip.parse::<Ipv6Addr>().ok()?;
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':')?),
+            };
+            (&authority[..ip.len() + 2], port)
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let name_byte = |b: u8| {
+        b.is_ascii_lowercase()
+            || b.is_ascii_digit()
+            || b == b'-'
+            || b == b'_'
+            || (any_case && b.is_ascii_uppercase())
+    };
+    let ipv6_byte = |b: u8| {
+        b.is_ascii_digit()
+            || matches!(b, b'a'..=b'f' | b':' | b'.' | b'[' | b']')
+            || (any_case && matches!(b, b'A'..=b'F'))
+    };
+    let strict_host = if host.starts_with('[') {
+        host.bytes().all(ipv6_byte)
+    } else {
+        host.split('.')
+            .all(|label| !label.is_empty() && label.bytes().all(name_byte))
+    };
+    if !strict_host {
+        return None;
+    }
+    let port = match port {
+        None => None,
+        Some(p) if (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(p.parse::<u16>().ok().filter(|&p| p != 0)?)
+        }
+        Some(_) => return None,
+    };
+    Some((host.to_ascii_lowercase(), port))
+}
+
+/// Checks that an accepted base URL's authority, as written and as the origin gives it, is
+/// strict, and that both name the same host and port.
+fn check_base_authority(url: &str, origin: &Origin) {
+    let default_port = if origin.is_secure() { 443 } else { 80 };
+    let given = origin.authority();
+    let Some((host, port)) = strict_authority(&given, false) else {
+        panic!("{url:?} accepted with the origin authority {given:?}");
+    };
+    if let Some(port) = port {
+        assert!(
+            port != default_port && given.ends_with(&format!(":{port}")),
+            "{url:?}: origin authority {given:?} does not give its port canonically"
+        );
+    }
+    let written = written_authority(url);
+    let Some((written_host, written_port)) = strict_authority(written, true) else {
+        panic!("{url:?} accepted with the authority {written:?}");
+    };
+    assert_eq!(
+        (written_host, written_port.unwrap_or(default_port)),
+        (host, port.unwrap_or(default_port)),
+        "{url:?}: written authority {written:?}, origin authority {given:?}"
+    );
 }
 
 fn debug_text(result: &Result<Settings, Error>) -> String {
@@ -120,9 +196,6 @@ fuzz_target!(|data: &[u8]| {
 
     // Any URL: an accepted one keeps its origin when rebuilt from it.
     if let Ok((origin, _path)) = Origin::parse(input.url) {
-        if known_bracket_bug(&origin) {
-            return;
-        }
         let rebuilt = origin.to_url();
         assert_eq!(
             Origin::parse(&rebuilt),
@@ -132,6 +205,7 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     if let Ok(origin) = Origin::parse_base(input.url) {
+        check_base_authority(input.url, &origin);
         let rebuilt = origin.to_url();
         assert_eq!(
             Origin::parse_base(&rebuilt),
@@ -150,6 +224,9 @@ fuzz_target!(|data: &[u8]| {
     // Any configuration.
     let result = input.settings(&api_key);
     if let Ok(settings) = &result {
+        if let Some(url) = input.base_url() {
+            assert_eq!(Origin::parse_base(url).as_ref(), Ok(&settings.base));
+        }
         assert_eq!(
             settings.basic_authorization,
             wire::basic_authorization(&input.client_id, &api_key)

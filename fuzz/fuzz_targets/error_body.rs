@@ -1,24 +1,35 @@
 //! Any non-2xx answer of the token endpoint: parsing and classifying it must not panic, and the
-//! error built from it must not carry the secret, nor a quoted text longer than 200 characters
-//! or holding control characters.
+//! error built from it must carry neither of the secrets the client passes (the API key and the
+//! Base64 credential of `client-id:api-key`, without its `Basic ` prefix), nor a quoted text
+//! longer than 200 characters or holding control characters.
 //!
 //! Input, so that seeds can be written by hand:
 //!
 //! ```text
 //! STATUS          decimal; anything that is not a u16 counts as 0
-//! SECRET          the one secret passed to classify_token_failure
-//! BODY...         the rest; every `$$` in it is replaced by SECRET
+//! CREDENTIALS     `CLIENT-ID:API-KEY`, split at the first `:` (a client id cannot hold one);
+//!                 with no `:`, the whole line is the API key of the client `ExampleClientId`
+//! BODY...         the rest, in which every
+//!                   `$$` is replaced by the API key,
+//!                   `%%` by the Base64 credential,
+//!                   `&&` by the API key JSON-escaped, `\uXXXX` for every character (UTF-16)
 //! ```
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use mangopay_auth::config::{ClientConfig, Environment, Settings};
 use mangopay_auth::error::{
     self, ApiError, Error, OAuthError, RawResponse, UnexpectedResponse, WITHHELD,
 };
+use mangopay_auth::secret::Secret;
 use mangopay_auth::wire;
+use std::fmt::Write as _;
 
 const EXCERPT_CHARS: usize = 200;
-const MARKER: &[u8] = b"$$";
+const DEFAULT_CLIENT_ID: &str = "ExampleClientId";
+const KEY_MARKER: &[u8] = b"$$";
+const CREDENTIAL_MARKER: &[u8] = b"%%";
+const ESCAPED_KEY_MARKER: &[u8] = b"&&";
 
 /// Texts of the error's Debug output that do not come from the body: variant, struct and
 /// field names, `Some`/`None`, and the component's fixed excerpts. A secret that is part of one
@@ -44,30 +55,79 @@ fn split_line(data: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-fn replace_marker(body: &[u8], secret: &[u8]) -> Vec<u8> {
+/// The body with every marker replaced by what it plants.
+fn plant(body: &[u8], plants: [(&[u8], &[u8]); 3]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len());
     let mut rest = body;
-    while !rest.is_empty() {
-        if rest.starts_with(MARKER) {
-            out.extend_from_slice(secret);
-            rest = &rest[MARKER.len()..];
-        } else {
-            out.push(rest[0]);
-            rest = &rest[1..];
+    'outer: while let Some((&first, tail)) = rest.split_first() {
+        for (marker, planted) in plants {
+            if let Some(after) = rest.strip_prefix(marker) {
+                out.extend_from_slice(planted);
+                rest = after;
+                continue 'outer;
+            }
         }
+        out.push(first);
+        rest = tail;
     }
     out
 }
 
+/// `text` as the inside of a JSON string in which every character is a `\uXXXX` escape.
+fn json_escape_all(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 6);
+    for unit in text.encode_utf16() {
+        write!(out, "\\u{unit:04X}").expect("writing to a String");
+    }
+    out
+}
+
+/// A secret the check applies to: long enough not to show up by chance, and made only of
+/// characters that the Debug text shows as they are (no escaping can make one up), with
+/// `extra` allowed besides ASCII letters and digits.
+fn plain_secret(secret: &str, extra: &[u8]) -> bool {
+    secret.len() >= 8
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+}
+
 fuzz_target!(|data: &[u8]| {
     let (status, data) = split_line(data);
-    let (secret, body) = split_line(data);
+    let (credentials, body) = split_line(data);
     let status = std::str::from_utf8(status)
         .ok()
         .and_then(|s| s.trim().parse::<u16>().ok())
         .unwrap_or(0);
-    let secret = String::from_utf8_lossy(secret).into_owned();
-    let body = replace_marker(body, secret.as_bytes());
+    let credentials = String::from_utf8_lossy(credentials);
+    let (client_id, api_key) = credentials
+        .split_once(':')
+        .unwrap_or((DEFAULT_CLIENT_ID, &credentials));
+
+    // The secrets as the client builds them (Settings::secrets), with no token held.
+    let basic = wire::basic_authorization(client_id, api_key);
+    let credential = basic
+        .expose()
+        .strip_prefix("Basic ")
+        .expect("a Basic authorization value");
+    let secrets = [api_key, credential, ""];
+    if let Ok(settings) = Settings::new(ClientConfig::new(
+        client_id.to_owned(),
+        Secret::new(api_key.to_owned()),
+        Environment::Sandbox,
+    )) {
+        assert_eq!(settings.secrets(), [api_key, credential]);
+    }
+
+    let escaped_key = json_escape_all(api_key);
+    let body = plant(
+        body,
+        [
+            (KEY_MARKER, api_key.as_bytes()),
+            (CREDENTIAL_MARKER, credential.as_bytes()),
+            (ESCAPED_KEY_MARKER, escaped_key.as_bytes()),
+        ],
+    );
 
     let _ = wire::parse_error_body(&body);
     let response = RawResponse {
@@ -76,7 +136,7 @@ fuzz_target!(|data: &[u8]| {
         truncated: false,
         ..RawResponse::default()
     };
-    let error = error::classify_token_failure(&response, &[&secret]);
+    let error = error::classify_token_failure(&response, &secrets);
 
     // Every text taken from the answer is quoted: short and free of control characters.
     let (quoted, date): (Vec<&str>, Option<f64>) = match &error {
@@ -118,18 +178,24 @@ fuzz_target!(|data: &[u8]| {
         );
     }
 
-    // The secret never shows, unless it is part of the error's own fixed text or of a number
-    // of the answer (status, date), which are not texts taken from the body.
-    let checkable = secret.len() >= 8
-        && secret.bytes().all(|b| b.is_ascii_alphanumeric())
-        && !FIXED.iter().any(|f| f.contains(&secret))
-        && !status.to_string().contains(&secret)
-        && !date.is_some_and(|d| format!("{d:?}").contains(&secret));
-    if checkable {
-        let text = format!("{error:?}");
+    // Neither secret shows, unless it is part of the error's own fixed text or of a number of
+    // the answer (status, date), which are not texts taken from the body.
+    let text = format!("{error:?}");
+    let checkable = |secret: &str| {
+        !FIXED.iter().any(|f| f.contains(secret))
+            && !status.to_string().contains(secret)
+            && !date.is_some_and(|d| format!("{d:?}").contains(secret))
+    };
+    if plain_secret(api_key, b"") && checkable(api_key) {
         assert!(
-            !text.contains(&secret),
-            "secret {secret:?} leaked into {text}"
+            !text.contains(api_key),
+            "api key {api_key:?} leaked into {text}"
+        );
+    }
+    if plain_secret(credential, b"+/=") && checkable(credential) {
+        assert!(
+            !text.contains(credential),
+            "Base64 credential {credential:?} (of {client_id:?}:{api_key:?}) leaked into {text}"
         );
     }
 });
