@@ -2,11 +2,11 @@
 //! Generic over the transport and the clock so the whole lifecycle is unit-tested natively.
 
 use crate::cache::{self, CachedToken};
-use crate::store::{self, Keys, SharedToken, StoreError, TokenStore};
 use crate::config::{ClientConfig, Settings, Timeouts};
 use crate::error::{self, ApiError, Error, RawResponse, TransportError};
 use crate::origin::{Origin, UrlError};
 use crate::retry;
+use crate::store::{self, Keys, SharedToken, StoreError, TokenStore};
 use crate::wire;
 use std::cell::RefCell;
 use std::time::Duration;
@@ -391,9 +391,12 @@ impl<T: Transport, C: Clock> Client<T, C> {
                     return Acquired::Adopted(CachedToken::adopt(found, now, wall, margin));
                 }
             }
-            let lease = shared
-                .store
-                .compare_and_swap(&shared.keys.lease, None, &lease_value(), store::LEASE_TTL);
+            let lease = shared.store.compare_and_swap(
+                &shared.keys.lease,
+                None,
+                &lease_value(),
+                store::LEASE_TTL,
+            );
             match lease {
                 Ok(true) => {
                     self.store_ok();
@@ -1028,6 +1031,9 @@ mod tests {
         assert_eq!(transport.sent.get(), 2);
     }
 
+    /// A key and value that appear in the store at the n-th `get`.
+    type Arrival = (u32, String, Vec<u8>);
+
     /// An in-memory store shared by clients; it can be switched off to fail every call.
     #[derive(Clone, Default)]
     struct FakeStore {
@@ -1035,7 +1041,7 @@ mod tests {
         down: Rc<Cell<bool>>,
         gets: Rc<Cell<u32>>,
         /// Put into the map at the n-th `get`: another instance publishing meanwhile.
-        arrives: Rc<RefCell<Option<(u32, String, Vec<u8>)>>>,
+        arrives: Rc<RefCell<Option<Arrival>>>,
     }
 
     impl TokenStore for FakeStore {
@@ -1081,8 +1087,13 @@ mod tests {
         clock: &FakeClock,
         store: &FakeStore,
     ) -> Client<FakeTransport, FakeClock> {
-        Client::with_store(config(), transport.clone(), clock.clone(), Box::new(store.clone()))
-            .expect("valid config")
+        Client::with_store(
+            config(),
+            transport.clone(),
+            clock.clone(),
+            Box::new(store.clone()),
+        )
+        .expect("valid config")
     }
 
     #[test]
@@ -1106,7 +1117,10 @@ mod tests {
         assert_eq!(transport.sent.get(), 1);
         let keys: Vec<String> = store.map.borrow().keys().cloned().collect();
         assert_eq!(keys.len(), 1, "the lease was released: {keys:?}");
-        assert!(keys.iter().all(|k| !k.contains("my-api-key") && !k.contains("my-client")));
+        assert!(
+            keys.iter()
+                .all(|k| !k.contains("my-api-key") && !k.contains("my-client"))
+        );
 
         // Past the refresh point, one instance renews and the others adopt the new token.
         clock.advance(secs(1140));
@@ -1175,7 +1189,10 @@ mod tests {
         let client = shared_client(&transport, &clock, &store);
         let keys = client.shared.as_ref().expect("store").keys.clone();
         // Another instance holds the lease and publishes at our third look.
-        store.map.borrow_mut().insert(keys.lease.clone(), b"other".to_vec());
+        store
+            .map
+            .borrow_mut()
+            .insert(keys.lease.clone(), b"other".to_vec());
         let published = SharedToken {
             access_token: crate::secret::Secret::new("leaders".into()),
             token_type: "bearer".into(),
@@ -1196,7 +1213,10 @@ mod tests {
         );
         transport.answer(200, &token_body("own", 1200));
         let client = shared_client(&transport, &clock, &store);
-        store.map.borrow_mut().insert(keys.lease.clone(), b"dead".to_vec());
+        store
+            .map
+            .borrow_mut()
+            .insert(keys.lease.clone(), b"dead".to_vec());
         assert_eq!(client.get_token().expect("token").access_token, "own");
         assert_eq!(transport.sent.get(), 1);
         assert_eq!(clock.slept.get(), Duration::from_millis(5275));

@@ -28,9 +28,9 @@ wit_bindgen::generate!({
 });
 
 use exports::mangopay::auth::auth::{
-    ApiError, Config, Environment, Error, Guest, GuestClient, HttpRequest, HttpResponse,
-    OauthError, ResponseVerdict, StoreHealth, Token, TokenResponseProblem, TokenSource,
-    AuthStatus, TransportError, TransportKind, UnexpectedResponse,
+    ApiError, AuthStatus, Config, Environment, Error, Guest, GuestClient, HttpRequest,
+    HttpResponse, OauthError, ResponseVerdict, StoreHealth, Token, TokenResponseProblem,
+    TokenSource, TransportError, TransportKind, UnexpectedResponse,
 };
 
 /// A client of this world: with the host's store in `component-with-store`.

@@ -161,7 +161,10 @@ mod tests {
         let back = SharedToken::decode(value.expose().as_bytes(), "id-a").expect("ours");
         assert_eq!(back.access_token.expose(), "tok");
         assert_eq!(back.expires_at_ms, 5_000_000);
-        assert_eq!(back.remaining(Duration::from_millis(4_000_000)), Duration::from_secs(1000));
+        assert_eq!(
+            back.remaining(Duration::from_millis(4_000_000)),
+            Duration::from_secs(1000)
+        );
         assert!(SharedToken::decode(value.expose().as_bytes(), "id-b").is_none());
         for corrupt in [
             &b"garbage"[..],

@@ -24,8 +24,8 @@ pub mod bindings {
 
 pub use bindings::exports::mangopay::auth::auth::{
     ApiError, AuthStatus, Config, CoolDown, Environment, Error, HttpRequest, HttpResponse,
-    OauthError, StoreHealth, TokenSource, ResponseVerdict, RetryPolicy, Timeouts, Token, TokenResponseProblem, TransportError,
-    TransportKind, UnexpectedResponse,
+    OauthError, ResponseVerdict, RetryPolicy, StoreHealth, Timeouts, Token, TokenResponseProblem,
+    TokenSource, TransportError, TransportKind, UnexpectedResponse,
 };
 
 /// The per-store host state: WASI, wasi:http and their resource table.
@@ -105,10 +105,10 @@ impl Host {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
-        bindings::mangopay::auth::token_store::add_to_linker::<State, wasmtime::component::HasSelf<State>>(
-            &mut linker,
-            |state| state,
-        )?;
+        bindings::mangopay::auth::token_store::add_to_linker::<
+            State,
+            wasmtime::component::HasSelf<State>,
+        >(&mut linker, |state| state)?;
         let pre = bindings::ComponentWithStorePre::new(linker.instantiate_pre(&component)?)?;
         Ok(Host { engine, pre })
     }
@@ -233,7 +233,9 @@ impl Instance {
 
     /// `token-status` of the default (environment-configured) client.
     pub fn default_token_status(&mut self) -> wasmtime::Result<Result<AuthStatus, Error>> {
-        self.api.mangopay_auth_auth().call_token_status(&mut self.store)
+        self.api
+            .mangopay_auth_auth()
+            .call_token_status(&mut self.store)
     }
 
     /// `get-token` of the default (environment-configured) client.

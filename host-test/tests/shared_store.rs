@@ -24,7 +24,9 @@ fn fresh(mock: &MockMangopay, clock: &VirtualClock, store: Arc<dyn HostStore>) -
         store: Some(store),
         ..InstanceOptions::default()
     };
-    Host::with_store().instantiate(options).expect("instantiates")
+    Host::with_store()
+        .instantiate(options)
+        .expect("instantiates")
 }
 
 fn users(mock: &MockMangopay) -> HttpRequest {
@@ -43,7 +45,9 @@ fn one_call(mock: &MockMangopay, clock: &VirtualClock, store: Arc<dyn HostStore>
         .expect("no trap")
         .expect("authorized");
     assert_eq!(
-        host_test::http_client::send(&authorized).expect("sent").status,
+        host_test::http_client::send(&authorized)
+            .expect("sent")
+            .status,
         200
     );
     instance
@@ -84,7 +88,11 @@ fn a_thousand_fresh_instances_share_one_token() {
 
     // No secret in any key; the value holds the current token (and nothing else secret).
     let entries = store.entries();
-    assert_eq!(entries.len(), 1, "only the token entry; the lease was released");
+    assert_eq!(
+        entries.len(),
+        1,
+        "only the token entry; the lease was released"
+    );
     let (key, value) = &entries[0];
     assert!(key.starts_with("mangopay-auth/v1/token/"), "{key}");
     let token = mock.issued_tokens();
@@ -158,7 +166,10 @@ fn worker(redis: &RedisServer, mock: &MockMangopay, instances: u32, at: u64) -> 
         instances.to_string(),
         at.to_string(),
     ]);
-    command.env("MANGOPAY_AUTH_STORE_WASM", host_test::artifact::store_component_wasm());
+    command.env(
+        "MANGOPAY_AUTH_STORE_WASM",
+        host_test::artifact::store_component_wasm(),
+    );
     command
 }
 
@@ -206,7 +217,11 @@ fn host_processes_share_through_redis_and_survive_its_outage() {
         assert!(status.store_error.is_some_and(|e| e.starts_with("redis:")));
         assert_eq!(status.source, Some(TokenSource::FreshFetch));
     }
-    assert_eq!(mock.token_requests() - before, 3, "one direct fetch per cold instance");
+    assert_eq!(
+        mock.token_requests() - before,
+        3,
+        "one direct fetch per cold instance"
+    );
 
     // Redis is back (empty): the next instance fetches and shares, the rest reuse it.
     redis.resume();

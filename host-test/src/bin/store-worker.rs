@@ -14,7 +14,9 @@ use std::time::Duration;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [redis, base, client_id, api_key, instances, at] = args.as_slice() else {
-        eprintln!("usage: store-worker <redis-url> <base-url> <client-id> <api-key> <instances> <at-seconds>");
+        eprintln!(
+            "usage: store-worker <redis-url> <base-url> <client-id> <api-key> <instances> <at-seconds>"
+        );
         std::process::exit(2);
     };
     let instances: u32 = instances.parse().expect("a number of instances");
@@ -39,7 +41,9 @@ fn main() {
             store: Some(store.clone()),
             ..InstanceOptions::default()
         };
-        let mut instance = Host::with_store().instantiate(options).expect("instantiates");
+        let mut instance = Host::with_store()
+            .instantiate(options)
+            .expect("instantiates");
         instance
             .default_authorize_request(&request)
             .expect("no trap")
