@@ -157,16 +157,48 @@ pub fn quote(text: &str, secrets: &[&str]) -> String {
         .collect()
 }
 
-/// `quote` for a whole body. A JSON body is also checked in its decoded form, where an
-/// escaped secret (`\u0050EBB...`) is plain again.
+/// `quote` for a whole body. The body is also checked with JSON string escapes undone
+/// (`\u0050`, `\"`, `\\` …), valid JSON or not, so an escaped secret is found too.
 pub fn excerpt(body: &[u8], secrets: &[&str]) -> String {
-    let decoded = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .map(|json| json.to_string());
-    if decoded.is_some_and(|text| quote(&text, secrets) == WITHHELD) {
+    let text = String::from_utf8_lossy(body);
+    if text.contains('\\') && quote(&unescape(&text), secrets) == WITHHELD {
         return WITHHELD.into();
     }
-    quote(&String::from_utf8_lossy(body), secrets)
+    quote(&text, secrets)
+}
+
+/// `text` with JSON-style escapes replaced by what they stand for; anything malformed is
+/// kept as it is.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let rest = chars.as_str();
+        let unicode = rest
+            .strip_prefix('u')
+            .and_then(|r| r.get(..4))
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .and_then(char::from_u32);
+        match (chars.next(), unicode) {
+            (Some('u'), Some(decoded)) => {
+                out.push(decoded);
+                chars.nth(3);
+            }
+            (Some(e @ ('"' | '\\' | '/')), _) => out.push(e),
+            (Some('n'), _) => out.push('\n'),
+            (Some('t'), _) => out.push('\t'),
+            (Some(other), _) => {
+                out.push('\\');
+                out.push(other);
+            }
+            (None, _) => out.push('\\'),
+        }
+    }
+    out
 }
 
 pub const WITHHELD: &str = "<withheld: the text may contain a secret>";
