@@ -1082,6 +1082,10 @@ mod tests {
         }
     }
 
+    fn shared_parts() -> (FakeTransport, FakeClock, FakeStore) {
+        Default::default()
+    }
+
     fn shared_client(
         transport: &FakeTransport,
         clock: &FakeClock,
@@ -1098,11 +1102,7 @@ mod tests {
 
     #[test]
     fn instances_share_one_token_through_the_store() {
-        let (transport, clock, store) = (
-            FakeTransport::default(),
-            FakeClock::default(),
-            FakeStore::default(),
-        );
+        let (transport, clock, store) = shared_parts();
         transport.answer(200, &token_body("shared", 1200));
         let first = shared_client(&transport, &clock, &store);
         assert_eq!(first.get_token().expect("token").access_token, "shared");
@@ -1135,11 +1135,7 @@ mod tests {
 
     #[test]
     fn corrupt_or_foreign_entries_are_replaced() {
-        let (transport, clock, store) = (
-            FakeTransport::default(),
-            FakeClock::default(),
-            FakeStore::default(),
-        );
+        let (transport, clock, store) = shared_parts();
         transport.answer(200, &token_body("mine", 1200));
         let client = shared_client(&transport, &clock, &store);
         let key = client.shared.as_ref().expect("store").keys.token.clone();
@@ -1154,11 +1150,7 @@ mod tests {
 
     #[test]
     fn a_store_failure_never_fails_a_call() {
-        let (transport, clock, store) = (
-            FakeTransport::default(),
-            FakeClock::default(),
-            FakeStore::default(),
-        );
+        let (transport, clock, store) = shared_parts();
         transport.answer(200, &token_body("direct", 1200));
         store.down.set(true);
         let client = shared_client(&transport, &clock, &store);
@@ -1180,11 +1172,7 @@ mod tests {
 
     #[test]
     fn waiters_take_the_leaders_token_or_give_up_in_bounded_time() {
-        let (transport, clock, store) = (
-            FakeTransport::default(),
-            FakeClock::default(),
-            FakeStore::default(),
-        );
+        let (transport, clock, store) = shared_parts();
         transport.answer(200, &token_body("own", 1200));
         let client = shared_client(&transport, &clock, &store);
         let keys = client.shared.as_ref().expect("store").keys.clone();
@@ -1206,11 +1194,7 @@ mod tests {
         assert_eq!(clock.slept.get(), Duration::from_millis(15));
 
         // A lease that is never released: the waiter fetches itself after about 5 s.
-        let (transport, clock, store) = (
-            FakeTransport::default(),
-            FakeClock::default(),
-            FakeStore::default(),
-        );
+        let (transport, clock, store) = shared_parts();
         transport.answer(200, &token_body("own", 1200));
         let client = shared_client(&transport, &clock, &store);
         store
