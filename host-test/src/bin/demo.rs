@@ -158,6 +158,15 @@ fn run() -> Result<(), String> {
             mock.api_requests()
         );
     }
+    let status = instance.token_status(client).map_err(|e| e.to_string())?;
+    println!(
+        "token-status: held {}, latest from {:?}, {} s left, {} token request(s) by this client, store {:?}",
+        status.held,
+        status.source,
+        status.expires_in_seconds.unwrap_or(0),
+        status.token_requests,
+        status.store
+    );
     if !(200..300).contains(&answer.status) {
         return Err(format!("the API call answered {}", answer.status));
     }
