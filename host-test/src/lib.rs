@@ -3,9 +3,11 @@
 
 pub mod artifact;
 pub mod clock;
+pub mod compose;
 pub mod fixture;
 pub mod host;
 pub mod http_client;
 pub mod inject;
 pub mod mock;
+pub mod publish;
 pub mod store;
