@@ -157,3 +157,30 @@ pub fn write_package(wasm: &Path, metadata: &PackageMetadata) -> Result<PathBuf,
     std::fs::write(&path, packaged).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }
+
+/// The OCI manifest annotations `wkg publish` derives from the metadata, for
+/// `wkg oci push --annotation` (which sets none by itself).
+pub fn oci_annotations(metadata: &PackageMetadata) -> Vec<(&'static str, String)> {
+    let mut annotations = vec![
+        ("org.opencontainers.image.version", metadata.version.clone()),
+        (
+            "org.opencontainers.image.description",
+            metadata.description.clone(),
+        ),
+        (
+            "org.opencontainers.image.licenses",
+            metadata.license.clone(),
+        ),
+        ("org.opencontainers.image.source", metadata.source.clone()),
+    ];
+    if let Some(authors) = &metadata.authors {
+        annotations.push(("org.opencontainers.image.authors", authors.clone()));
+    }
+    if let Some(homepage) = &metadata.homepage {
+        annotations.push(("org.opencontainers.image.url", homepage.clone()));
+    }
+    if let Some(revision) = &metadata.revision {
+        annotations.push(("org.opencontainers.image.revision", revision.clone()));
+    }
+    annotations
+}
