@@ -7,6 +7,10 @@ use crate::secret::Secret;
 use crate::wire::TokenResponse;
 use std::time::Duration;
 
+fn bearer(token: &Secret) -> Secret {
+    Secret::new(format!("Bearer {}", token.expose()))
+}
+
 /// What must remain of a token's life for it to be sent after a failed renewal.
 pub const ALIVE_GUARD: Duration = Duration::from_secs(5);
 
@@ -20,6 +24,8 @@ pub fn effective_margin(configured: Duration, lifetime: Duration) -> Duration {
 #[derive(Debug)]
 pub struct CachedToken {
     pub access_token: Secret,
+    /// `Bearer <token>`, built once rather than on every authorization.
+    pub bearer: Secret,
     pub token_type: String,
     /// `expires_in` as the token endpoint announced it.
     lifetime: u64,
@@ -39,6 +45,7 @@ impl CachedToken {
     ) -> Self {
         let lifetime = Duration::from_secs(response.expires_in);
         CachedToken {
+            bearer: bearer(&response.access_token),
             access_token: response.access_token,
             token_type: response.token_type,
             lifetime: response.expires_in,
@@ -61,6 +68,7 @@ impl CachedToken {
         let remaining = shared.remaining(wall_now);
         let margin = effective_margin(margin, Duration::from_secs(shared.expires_in));
         CachedToken {
+            bearer: bearer(&shared.access_token),
             access_token: shared.access_token,
             token_type: shared.token_type,
             lifetime: shared.expires_in,

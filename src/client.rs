@@ -186,9 +186,8 @@ impl<T: Transport, C: Clock> Client<T, C> {
     /// Adds exactly one `Authorization: Bearer` header. The request is checked before any
     /// token is fetched, so a refused request never costs a token request.
     pub fn authorize_request(&self, mut request: HttpRequest) -> Result<HttpRequest, Error> {
-        check_request(&request, &self.settings.base)?;
-        let bearer =
-            self.with_token(|token, _| format!("Bearer {}", token.access_token.expose()))?;
+        check_request(&request, &self.settings)?;
+        let bearer = self.with_token(|token, _| token.bearer.expose().to_owned())?;
         request
             .headers
             .retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
@@ -535,7 +534,7 @@ impl<T: Transport, C: Clock> Client<T, C> {
 }
 
 /// Refuses a request the token must not be attached to.
-fn check_request(request: &HttpRequest, base: &Origin) -> Result<(), Error> {
+fn check_request(request: &HttpRequest, settings: &Settings) -> Result<(), Error> {
     let invalid = |why: String| Err(Error::InvalidRequest(why));
     if request.method.is_empty() || !request.method.bytes().all(is_token_char) {
         return invalid("method is not an HTTP token".into());
@@ -550,6 +549,10 @@ fn check_request(request: &HttpRequest, base: &Origin) -> Result<(), Error> {
             ));
         }
     }
+    if Origin::has_prefix_of(&request.url, &settings.base_url) {
+        return Ok(());
+    }
+    let base = &settings.base;
     let (origin, _) = Origin::parse(&request.url).map_err(|e| match e {
         UrlError::Insecure => {
             Error::InsecureUrl("the request URL uses http:// to a host that is not loopback".into())

@@ -110,6 +110,8 @@ pub struct Settings {
     /// Kept only to withhold it from error excerpts; requests use `basic_authorization`.
     pub api_key: Secret,
     pub base: Origin,
+    /// `base.to_url()`, for the same-origin shortcut of every `authorize-request`.
+    pub base_url: String,
     pub refresh_margin: Duration,
     pub timeouts: Timeouts,
     pub retry: RetryPolicy,
@@ -199,6 +201,7 @@ impl Settings {
             ),
             client_id: config.client_id,
             api_key: config.api_key,
+            base_url: base.to_url(),
             base,
             refresh_margin: config
                 .refresh_margin_seconds

@@ -85,6 +85,41 @@ impl Origin {
         }
     }
 
+    /// Whether `url` is certainly on this origin, decided without parsing or allocating:
+    /// it starts with `prefix` (this origin's `to_url()`), then `/` or `?`, then only URI
+    /// characters. `false` means "parse it to know" (e.g. an explicit default port), never
+    /// "foreign". The cached path of `authorize-request` runs this on every call.
+    pub fn has_prefix_of(url: &str, prefix: &str) -> bool {
+        url.strip_prefix(prefix).is_some_and(|rest| {
+            matches!(rest.as_bytes().first(), Some(b'/' | b'?'))
+                && rest.bytes().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(
+                            b,
+                            b'-' | b'.'
+                                | b'_'
+                                | b'~'
+                                | b'!'
+                                | b'$'
+                                | b'&'
+                                | b'\''
+                                | b'('
+                                | b')'
+                                | b'*'
+                                | b'+'
+                                | b','
+                                | b';'
+                                | b'='
+                                | b':'
+                                | b'@'
+                                | b'/'
+                                | b'?'
+                                | b'%'
+                        )
+                })
+        })
+    }
+
     /// `scheme://host[:port]`.
     pub fn to_url(&self) -> String {
         let scheme = if self.secure { "https" } else { "http" };
@@ -236,6 +271,37 @@ mod tests {
             origin("https://[2001:DB8::1]/").to_url(),
             "https://[2001:db8::1]"
         );
+    }
+
+    #[test]
+    fn the_prefix_shortcut_never_accepts_what_parsing_refuses() {
+        let base = origin("https://api.mangopay.com");
+        let prefix = base.to_url();
+        for url in [
+            "https://api.mangopay.com/v2.01/x/users?page=2&per_page=10",
+            "https://api.mangopay.com?x=1",
+            "https://api.mangopay.com/a%20b/~c(d)!$'*+,;=:@",
+        ] {
+            assert!(Origin::has_prefix_of(url, &prefix), "{url}");
+            assert_eq!(
+                Origin::parse(url).map(|(o, _)| o),
+                Ok(base.clone()),
+                "{url}"
+            );
+        }
+        for url in [
+            "https://api.mangopay.com",
+            "https://api.mangopay.com.evil.example/",
+            "https://api.mangopay.com:443/",
+            "https://api.mangopay.com@evil.example/",
+            "https://api.mangopay.com/a#frag",
+            "https://api.mangopay.com/a b",
+            "https://api.mangopay.com/\r\n",
+            "https://api.mangopay.com/[x]",
+            "https://API.mangopay.com/",
+        ] {
+            assert!(!Origin::has_prefix_of(url, &prefix), "{url}");
+        }
     }
 
     #[test]
