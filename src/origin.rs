@@ -90,34 +90,37 @@ impl Origin {
     /// characters. `false` means "parse it to know" (e.g. an explicit default port), never
     /// "foreign". The cached path of `authorize-request` runs this on every call.
     pub fn has_prefix_of(url: &str, prefix: &str) -> bool {
-        url.strip_prefix(prefix).is_some_and(|rest| {
-            matches!(rest.as_bytes().first(), Some(b'/' | b'?'))
-                && rest.bytes().all(|b| {
-                    b.is_ascii_alphanumeric()
-                        || matches!(
-                            b,
-                            b'-' | b'.'
-                                | b'_'
-                                | b'~'
-                                | b'!'
-                                | b'$'
-                                | b'&'
-                                | b'\''
-                                | b'('
-                                | b')'
-                                | b'*'
-                                | b'+'
-                                | b','
-                                | b';'
-                                | b'='
-                                | b':'
-                                | b'@'
-                                | b'/'
-                                | b'?'
-                                | b'%'
-                        )
-                })
-        })
+        // Longer URLs take the full parse, which refuses 64 KiB and more.
+        const SHORTCUT_MAX: usize = 8 * 1024;
+        url.len() <= SHORTCUT_MAX
+            && url.strip_prefix(prefix).is_some_and(|rest| {
+                matches!(rest.as_bytes().first(), Some(b'/' | b'?'))
+                    && rest.bytes().all(|b| {
+                        b.is_ascii_alphanumeric()
+                            || matches!(
+                                b,
+                                b'-' | b'.'
+                                    | b'_'
+                                    | b'~'
+                                    | b'!'
+                                    | b'$'
+                                    | b'&'
+                                    | b'\''
+                                    | b'('
+                                    | b')'
+                                    | b'*'
+                                    | b'+'
+                                    | b','
+                                    | b';'
+                                    | b'='
+                                    | b':'
+                                    | b'@'
+                                    | b'/'
+                                    | b'?'
+                                    | b'%'
+                            )
+                    })
+            })
     }
 
     /// `scheme://host[:port]`.
@@ -302,6 +305,9 @@ mod tests {
         ] {
             assert!(!Origin::has_prefix_of(url, &prefix), "{url}");
         }
+        let long = format!("{prefix}/{}", "a".repeat(70_000));
+        assert!(!Origin::has_prefix_of(&long, &prefix));
+        assert!(Origin::parse(&long).is_err(), "http::Uri refuses it");
     }
 
     #[test]

@@ -40,7 +40,14 @@ pub fn build(package: &str, lib_name: &str) -> PathBuf {
         .expect("host-test lives in the workspace");
     let output = Command::new(cargo)
         .current_dir(workspace)
-        .args(["rustc", "-p", package, "--target", "wasm32-wasip2", "--release"])
+        .args([
+            "rustc",
+            "-p",
+            package,
+            "--target",
+            "wasm32-wasip2",
+            "--release",
+        ])
         .args(["--crate-type", "cdylib"])
         .arg("--message-format=json-render-diagnostics")
         .stderr(Stdio::inherit())
