@@ -7,15 +7,15 @@
 
 use crate::artifact;
 use crate::clock::VirtualClock;
+use crate::host::State;
 use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use wac_graph::types::{BorrowedPackageKey, Package};
 use wac_graph::{CompositionGraph, EncodeOptions};
-use wasmtime::component::{Component, Linker, ResourceTable, TypedFunc};
+use wasmtime::component::{Component, Linker, TypedFunc};
 use wasmtime::{Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi::WasiCtxBuilder;
 
 /// Package names the `.wac` file refers to.
 pub const AUTH_PACKAGE: &str = "mangopay:auth";
@@ -109,32 +109,6 @@ pub fn composed_wasm() -> &'static Path {
     })
 }
 
-/// Host state for a composed component: WASI and wasi:http (outgoing), nothing else.
-pub struct State {
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for State {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for State {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: Default::default(),
-        }
-    }
-}
-
 /// A compiled component whose world imports only WASI 0.2 and wasi:http, and exports
 /// `list-users: func(per-page: u32) -> result<string, string>` at the top level.
 pub struct ListUsersHost {
@@ -169,12 +143,7 @@ impl ListUsersHost {
             wasi.monotonic_clock(clock.monotonic_clock())
                 .wall_clock(clock.wall_clock());
         }
-        let state = State {
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-        };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&self.engine, State::new(wasi.build()));
         let instance = self.pre.instantiate(&mut store)?;
         let func =
             instance.get_typed_func::<(u32,), (Result<String, String>,)>(&mut store, EXPORT)?;

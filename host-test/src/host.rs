@@ -62,6 +62,18 @@ impl bindings::mangopay::auth::token_store::Host for State {
 }
 
 impl State {
+    /// State with `wasi`, wasi:http over the network and no token store: what a component
+    /// that imports only WASI 0.2 needs (the composed example, for one).
+    pub fn new(wasi: WasiCtx) -> State {
+        State {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: None,
+            store: None,
+        }
+    }
+
     fn store(&self) -> Result<&Arc<dyn HostStore>, String> {
         self.store
             .as_ref()
@@ -142,11 +154,9 @@ impl Host {
                 .wall_clock(clock.wall_clock());
         }
         let state = State {
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
             hooks: options.hooks,
             store: options.store,
+            ..State::new(wasi.build())
         };
         let mut store = Store::new(&self.engine, state);
         let api = self.pre.instantiate(&mut store)?;
