@@ -1,36 +1,48 @@
-//! mangopay-auth: Mangopay OAuth 2.0 client credentials as a WASI 0.2 component.
+//! mangopay-auth: the pure logic of Mangopay OAuth 2.0 client credentials, with no WASI in
+//! it, built and tested natively. The components wrap it over wasi:http, the host clock and
+//! an optional token store; their API is the WIT interface, not this crate's Rust API.
 //!
-//! Pure logic lives in modules that build and test natively (and are public so that fuzz
-//! targets and property tests can reach them); the wasi:http adapter and the WIT glue exist
-//! only for wasm32. The product's API is the WIT interface, not this crate's Rust API.
+//! Where to look:
+//! - `client`: the front, one method per operation of the WIT `client` resource.
+//! - `ports`: what the host provides (transport, clock, token store) and the values they carry.
+//! - `lifecycle`: the held token, when it is renewed, and what a failed renewal does.
+//! - `shared`: sharing one token between instances through the token store.
+//! - `authorize`: which requests may carry the token, and what a 401 answer means.
+//! - `wire`: what goes on the wire to the token endpoint and what comes back.
+//! - `error`: the errors, and how an answer of the token endpoint becomes one.
+//! - `redact`: keeping secrets out of errors.
+//! - `config`: the configuration as given, its defaults and validation.
+//! - `origin`: URL origins; `retry`: retries, backoff and cool-down; `secret`: secret strings.
+//! - `fakes` (tests, feature `fakes`): fake transport, clock and store.
+//!
+//! Every module is public so that fuzz targets and property tests can reach it.
 
-// Input from the wire or the caller must never trap the component: no panicking shortcuts
-// outside tests.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic,
-        clippy::unreachable,
-        clippy::todo,
-        clippy::unimplemented
-    )
-)]
-
-pub mod cache;
+pub mod authorize;
 pub mod client;
-pub mod clock;
 pub mod config;
 pub mod error;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fakes;
+pub mod lifecycle;
 pub mod origin;
+pub mod ports;
+pub mod redact;
 pub mod retry;
 pub mod secret;
-pub mod store;
+pub mod shared;
 pub mod wire;
 
-#[cfg(all(target_arch = "wasm32", feature = "component"))]
-mod glue;
-#[cfg(target_arch = "wasm32")]
-pub mod transport;
+pub use authorize::{HttpRequest, Verdict};
+pub use client::{Client, Status, Token};
+pub use config::{
+    ClientConfig, CoolDownConfig, Environment, RetryConfig, TimeoutsConfig, from_env,
+};
+pub use error::{ApiError, Error, OAuthError, UnexpectedResponse};
+pub use lifecycle::Source;
+pub use ports::{
+    Clock, RawResponse, StoreError, TokenRequest, TokenStore, Transport, TransportError,
+    TransportKind,
+};
+pub use secret::Secret;
+pub use shared::StoreHealth;
+pub use wire::TokenProblem;

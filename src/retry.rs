@@ -1,7 +1,9 @@
 //! When to try the token endpoint again: retries of transient faults inside one call, the
 //! cool-down after credential failures, and `Retry-After`.
 
-use crate::error::{Error, TransportKind};
+use crate::config::{CoolDown, RetryPolicy};
+use crate::error::Error;
+use crate::ports::{Clock, TransportKind};
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
@@ -9,6 +11,66 @@ use std::time::Duration;
 /// How long the component keeps serving a still-valid token after a failed renewal before it
 /// tries the endpoint again.
 pub const RENEWAL_RETRY: Duration = Duration::from_secs(5);
+
+/// A failed token request, with the server's `Retry-After` if it sent one.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: Error,
+    pub retry_after: Option<Duration>,
+}
+
+/// Runs `attempt` until it succeeds, fails with a fault that is not transient, or the attempts
+/// or the time budget run out; between attempts it waits the server's `Retry-After`, else a
+/// jittered backoff. Failures are boxed: the error path is cold and the success path should
+/// stay small.
+pub fn with_retries<T>(
+    policy: &RetryPolicy,
+    clock: &impl Clock,
+    mut attempt: impl FnMut() -> Result<T, Box<Failure>>,
+) -> Result<T, Box<Failure>> {
+    let started = clock.monotonic();
+    let mut attempts = 1;
+    loop {
+        let failure = match attempt() {
+            Ok(value) => return Ok(value),
+            Err(failure) => failure,
+        };
+        if attempts >= policy.max_attempts || !is_transient(&failure.error) {
+            return Err(failure);
+        }
+        let wait = failure
+            .retry_after
+            .unwrap_or_else(|| backoff(policy.initial_backoff, attempts, jitter()));
+        let elapsed = clock.monotonic().saturating_sub(started);
+        if elapsed.saturating_add(wait) > policy.budget {
+            return Err(failure);
+        }
+        clock.sleep(wait);
+        attempts += 1;
+    }
+}
+
+/// How long to send no token request after a call's attempts all failed; `None`: the next
+/// call may try at once. Credential failures cool down, doubling with `strikes` (consecutive
+/// ones, this included), since repeating them prolongs a lockout; a `Retry-After` is honoured
+/// up to the cool-down maximum; and while the held token is `alive` a failed renewal is
+/// retried only after `RENEWAL_RETRY`, so the calls it serves meanwhile stay fast.
+pub fn pause_after(
+    failure: &Failure,
+    strikes: u32,
+    alive: bool,
+    limits: &CoolDown,
+) -> Option<Duration> {
+    if is_credential_failure(&failure.error) {
+        Some(cool_down(limits.initial, limits.max, strikes))
+    } else if let Some(retry_after) = failure.retry_after {
+        Some(retry_after.min(limits.max))
+    } else if alive {
+        Some(RENEWAL_RETRY)
+    } else {
+        None
+    }
+}
 
 /// Whether another attempt inside the same call may succeed: transport hiccups, rate limits
 /// and server errors. Never credentials, lockout or other 4xx: repeating those prolongs a
@@ -65,84 +127,4 @@ pub fn jitter() -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::error::{TransportError, UnexpectedResponse};
-
-    #[test]
-    fn backoff_doubles_under_full_jitter() {
-        let ms = Duration::from_millis;
-        assert_eq!(
-            backoff(ms(200), 1, 0.999_999),
-            ms(199) + Duration::from_micros(999) + Duration::from_nanos(800)
-        );
-        assert_eq!(backoff(ms(200), 3, 1.0), ms(800));
-        assert_eq!(backoff(ms(200), 3, 0.5), ms(400));
-        assert_eq!(backoff(ms(200), 1, 0.0), ms(0));
-        assert_eq!(backoff(ms(200), 40, 1.0), ms(200 * 65536));
-    }
-
-    #[test]
-    fn cool_down_doubles_to_the_cap() {
-        let s = Duration::from_secs;
-        let steps: Vec<u64> = (1..=6)
-            .map(|n| cool_down(s(60), s(900), n).as_secs())
-            .collect();
-        assert_eq!(steps, vec![60, 120, 240, 480, 900, 900]);
-    }
-
-    #[test]
-    fn retry_after_in_both_forms() {
-        let now = Duration::from_secs(1_795_824_000); // 2026-11-28T00:00:00Z
-        assert_eq!(
-            parse_retry_after(" 120 ", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Sat, 28 Nov 2026 00:01:30 GMT", now),
-            Some(Duration::from_secs(90))
-        );
-        assert_eq!(
-            parse_retry_after("Fri, 27 Nov 2026 00:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-5", now), None);
-    }
-
-    #[test]
-    fn only_transient_faults_are_retried() {
-        let transport = |kind| {
-            Error::Transport(TransportError {
-                kind,
-                detail: String::new(),
-            })
-        };
-        let status = |status| {
-            Error::UnexpectedResponse(UnexpectedResponse {
-                status,
-                excerpt: String::new(),
-                retry_in: None,
-            })
-        };
-        assert!(is_transient(&transport(TransportKind::Timeout)));
-        assert!(is_transient(&transport(TransportKind::ConnectionRefused)));
-        assert!(is_transient(&transport(TransportKind::ConnectionLost)));
-        assert!(!is_transient(&transport(TransportKind::Dns)));
-        assert!(!is_transient(&transport(TransportKind::Tls)));
-        for s in [429, 500, 502, 503, 504] {
-            assert!(is_transient(&status(s)), "{s}");
-        }
-        for s in [301, 400, 403, 404, 501] {
-            assert!(!is_transient(&status(s)), "{s}");
-        }
-        assert!(!is_transient(&Error::InvalidConfig(String::new())));
-    }
-
-    #[test]
-    fn jitter_is_in_range_and_varies() {
-        let samples: Vec<f64> = (0..100).map(|_| jitter()).collect();
-        assert!(samples.iter().all(|j| (0.0..1.0).contains(j)));
-        assert!(samples.iter().any(|j| *j != samples[0]));
-    }
-}
+mod tests;

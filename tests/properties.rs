@@ -6,8 +6,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use mangopay_auth::error::{WITHHELD, quote};
 use mangopay_auth::origin::{Origin, UrlError};
+use mangopay_auth::redact::{WITHHELD, quote};
 use mangopay_auth::wire::{
     ErrorBody, MAX_EXPIRES_IN, TokenProblem, basic_authorization, parse_error_body,
     parse_token_response,

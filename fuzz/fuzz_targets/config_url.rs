@@ -17,7 +17,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use mangopay_auth::config::{
-    ClientConfig, CoolDownGiven, Environment, RetryGiven, Settings, TimeoutsMs,
+    ClientConfig, CoolDownConfig, Environment, RetryConfig, Settings, TimeoutsConfig,
 };
 use mangopay_auth::error::Error;
 use mangopay_auth::origin::Origin;
@@ -66,20 +66,20 @@ impl Input<'_> {
         );
         config.base_url = self.base_url().map(str::to_owned);
         config.refresh_margin_seconds = k.refresh_margin_seconds;
-        config.timeouts = TimeoutsMs {
-            connect: k.connect,
-            first_byte: k.first_byte,
-            between_bytes: k.between_bytes,
-        };
-        config.retry = RetryGiven {
+        config.timeouts = Some(TimeoutsConfig {
+            connect_ms: k.connect,
+            first_byte_ms: k.first_byte,
+            between_bytes_ms: k.between_bytes,
+        });
+        config.retry = Some(RetryConfig {
             max_attempts: k.max_attempts,
             initial_backoff_ms: k.initial_backoff_ms,
             budget_ms: k.budget_ms,
-        };
-        config.cool_down = CoolDownGiven {
+        });
+        config.cool_down = Some(CoolDownConfig {
             initial_seconds: k.cool_down_initial_seconds,
             max_seconds: k.cool_down_max_seconds,
-        };
+        });
         Settings::new(config)
     }
 }

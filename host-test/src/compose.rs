@@ -1,18 +1,16 @@
 //! The example business component (`examples/list-users`) composed with the auth component by
 //! the Bytecode Alliance's composition tooling (wac), and a wasmtime host for the result.
 //!
-//! Two ways to compose, both checked by `tests/compose.rs`: the shipped
+//! Two ways to compose, both checked by `tests/all/compose.rs`: the shipped
 //! `examples/list-users/compose.wac` resolved by `wac-parser` (what `wac compose` does), and
 //! `wac_graph::plug` (what `wac plug` does).
 
 use crate::artifact;
 use crate::clock::VirtualClock;
 use crate::host::State;
-use indexmap::IndexMap;
+use crate::workspace;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use wac_graph::types::{BorrowedPackageKey, Package};
-use wac_graph::{CompositionGraph, EncodeOptions};
 use wasmtime::component::{Component, Linker, TypedFunc};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::WasiCtxBuilder;
@@ -23,12 +21,6 @@ pub const EXAMPLE_PACKAGE: &str = "mangopay:list-users";
 /// The example's one export.
 pub const EXPORT: &str = "list-users";
 
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host-test lives in the workspace")
-}
-
 /// The `.wac` document shipped with the example.
 pub fn wac_file() -> PathBuf {
     workspace().join("examples/list-users/compose.wac")
@@ -36,64 +28,17 @@ pub fn wac_file() -> PathBuf {
 
 /// Where the tests write composed components: `target/compose/`.
 pub fn out_dir() -> PathBuf {
-    let dir = workspace().join("target/compose");
-    std::fs::create_dir_all(&dir).expect("create target/compose");
-    dir
+    xtask::target_dir("compose").expect("create target/compose")
 }
 
-/// The release `.wasm` of the list-users example, built once per process.
-pub fn example_wasm() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| artifact::build("list-users", "list_users"))
-}
-
-/// Composes `auth` and `example` as `compose.wac` says, with wac-parser: the library behind
-/// `wac compose --dep mangopay:auth=<auth> --dep mangopay:list-users=<example>`.
+/// Composes `auth` and `example` as `compose.wac` says (`wac compose`).
 pub fn compose_with_wac_file(wac: &Path, auth: &Path, example: &Path) -> Result<Vec<u8>, String> {
-    let source = std::fs::read_to_string(wac).map_err(|e| format!("{}: {e}", wac.display()))?;
-    let document = wac_parser::Document::parse(&source)
-        .map_err(|e| format!("parsing {}: {e:?}", wac.display()))?;
-    let read = |path: &Path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
-    let mut packages = IndexMap::new();
-    packages.insert(
-        BorrowedPackageKey {
-            name: AUTH_PACKAGE,
-            version: None,
-        },
-        read(auth)?,
-    );
-    packages.insert(
-        BorrowedPackageKey {
-            name: EXAMPLE_PACKAGE,
-            version: None,
-        },
-        read(example)?,
-    );
-    let resolution = document
-        .resolve(packages)
-        .map_err(|e| format!("resolving {}: {e:?}", wac.display()))?;
-    resolution
-        .encode(EncodeOptions::default())
-        .map_err(|e| format!("encoding {}: {e:?}", wac.display()))
+    xtask::compose::with_wac_file(wac, &[(AUTH_PACKAGE, auth), (EXAMPLE_PACKAGE, example)])
 }
 
-/// Plugs `auth`'s exports into `example`'s matching imports with `wac_graph::plug`: the
-/// library behind `wac plug <example> --plug <auth>`.
+/// Plugs `auth`'s exports into `example`'s matching imports (`wac plug`).
 pub fn compose_with_plug(auth: &Path, example: &Path) -> Result<Vec<u8>, String> {
-    let mut graph = CompositionGraph::new();
-    let mut register = |name: &str, path: &Path| {
-        let package = Package::from_file(name, None, path, graph.types_mut())
-            .map_err(|e| format!("{}: {e:#}", path.display()))?;
-        graph
-            .register_package(package)
-            .map_err(|e| format!("registering {name}: {e}"))
-    };
-    let auth = register(AUTH_PACKAGE, auth)?;
-    let example = register(EXAMPLE_PACKAGE, example)?;
-    wac_graph::plug(&mut graph, vec![auth], example).map_err(|e| format!("plug: {e:?}"))?;
-    graph
-        .encode(EncodeOptions::default())
-        .map_err(|e| format!("encoding the plugged graph: {e:?}"))
+    xtask::compose::plug((AUTH_PACKAGE, auth), (EXAMPLE_PACKAGE, example))
 }
 
 /// `compose.wac` applied to the release auth component and example, written to
@@ -101,8 +46,12 @@ pub fn compose_with_plug(auth: &Path, example: &Path) -> Result<Vec<u8>, String>
 pub fn composed_wasm() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let bytes = compose_with_wac_file(&wac_file(), artifact::component_wasm(), example_wasm())
-            .unwrap_or_else(|e| panic!("composing with compose.wac: {e}"));
+        let bytes = compose_with_wac_file(
+            &wac_file(),
+            artifact::component_wasm(),
+            artifact::example_wasm(),
+        )
+        .unwrap_or_else(|e| panic!("composing with compose.wac: {e}"));
         let path = out_dir().join("list-users-composed.wasm");
         std::fs::write(&path, bytes).expect("write the composed component");
         path

@@ -15,9 +15,9 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
-        // Both components load through this world: the self-contained one simply does not
-        // use the token-store import.
-        world: "component-with-store",
+        // Both components load through this world: the standalone one simply does not use
+        // the token-store import.
+        world: "with-token-store",
         additional_derives: [PartialEq],
     });
 }
@@ -106,7 +106,7 @@ impl WasiHttpView for State {
 /// A compiled, linked component, ready to be instantiated many times.
 pub struct Host {
     engine: Engine,
-    pre: bindings::ComponentWithStorePre<State>,
+    pre: bindings::WithTokenStorePre<State>,
 }
 
 impl Host {
@@ -121,11 +121,11 @@ impl Host {
             State,
             wasmtime::component::HasSelf<State>,
         >(&mut linker, |state| state)?;
-        let pre = bindings::ComponentWithStorePre::new(linker.instantiate_pre(&component)?)?;
+        let pre = bindings::WithTokenStorePre::new(linker.instantiate_pre(&component)?)?;
         Ok(Host { engine, pre })
     }
 
-    /// The mangopay-auth component (world `component`), built and loaded once per process.
+    /// The mangopay-auth component (world `standalone`), loaded once per process.
     pub fn shared() -> &'static Host {
         static HOST: OnceLock<Host> = OnceLock::new();
         HOST.get_or_init(|| {
@@ -133,7 +133,7 @@ impl Host {
         })
     }
 
-    /// The component of world `component-with-store`, built and loaded once per process.
+    /// The component of world `with-token-store`, loaded once per process.
     pub fn with_store() -> &'static Host {
         static HOST: OnceLock<Host> = OnceLock::new();
         HOST.get_or_init(|| {
@@ -178,7 +178,7 @@ pub struct InstanceOptions {
     pub clock: Option<VirtualClock>,
     /// Outbound HTTP hooks in place of the network (see `inject`).
     pub hooks: Option<Box<dyn WasiHttpHooks>>,
-    /// The token store for the `component-with-store` world.
+    /// The token store for the `with-token-store` world.
     pub store: Option<Arc<dyn HostStore>>,
 }
 
@@ -186,7 +186,7 @@ pub struct InstanceOptions {
 /// A `wasmtime::Error` is a trap or host failure; the inner `Result` is the component's answer.
 pub struct Instance {
     store: Store<State>,
-    api: bindings::ComponentWithStore,
+    api: bindings::WithTokenStore,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
 }

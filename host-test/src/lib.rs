@@ -9,5 +9,11 @@ pub mod host;
 pub mod http_client;
 pub mod inject;
 pub mod mock;
-pub mod publish;
 pub mod store;
+
+use std::path::Path;
+
+/// The workspace root.
+pub fn workspace() -> &'static Path {
+    xtask::workspace()
+}

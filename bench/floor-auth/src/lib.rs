@@ -1,4 +1,4 @@
-//! Benchmark floor for the cached path: exports the same `component` world as mangopay-auth
+//! Benchmark floor for the cached path: exports the same `standalone` world as mangopay-auth
 //! (`../../wit/auth.wit`), but `authorize-request` only appends a constant Authorization
 //! header and every other call answers a constant. What a call into it costs is what the
 //! component model and wasmtime charge for the signature alone.
@@ -11,7 +11,7 @@ pub const BEARER: &str = "Bearer 0123456789abcdef0123456789abcdef";
 #[cfg(target_arch = "wasm32")]
 mod glue {
     wit_bindgen::generate!({
-        world: "component",
+        world: "standalone",
         path: "../../wit",
     });
 

@@ -1,0 +1,12 @@
+//! Every harness test in one binary (one link of wasmtime), a module per concern. Each loads
+//! the components built by `build.rs` in wasmtime and drives them against servers on
+//! 127.0.0.1.
+
+mod component;
+mod compose;
+mod docs;
+mod economy;
+mod faults;
+mod jco;
+mod packaging;
+mod shared_store;

@@ -1,0 +1,273 @@
+//! Test fakes of the ports, for unit tests here and for other crates' tests and the benchmark
+//! (feature `fakes`): a scripted transport, a clock that moves only when told, an in-memory
+//! store. Clones share their state, so a test keeps a handle on what it gave a client.
+
+use crate::authorize::HttpRequest;
+use crate::config::{ClientConfig, Environment};
+use crate::ports::{
+    Clock, RawResponse, StoreError, TokenRequest, TokenStore, Transport, TransportError,
+    TransportKind,
+};
+use crate::secret::Secret;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// The answer of the transport to one token request.
+pub type Answer = Result<RawResponse, TransportError>;
+
+/// A body of Mangopay's invalid-credentials answer.
+pub const INVALID: &str = r#"{"Message":"The authorization credentials are not valid","Type":"invalid_credentials","Id":"x","Date":1.0,"errors":null}"#;
+/// A body of Mangopay's lockout answer.
+pub const LOCKOUT: &str = r#"{"error":"unauthorized_client","error_description":"This account has been temporarily locked for security reasons. Please try again later."}"#;
+/// The base URL of `config()`.
+pub const BASE: &str = "https://api.sandbox.mangopay.com";
+
+/// A sandbox configuration of the client `my-client` with the API key `my-api-key`.
+pub fn config() -> ClientConfig {
+    ClientConfig::new(
+        "my-client".into(),
+        Secret::new("my-api-key".into()),
+        Environment::Sandbox,
+    )
+}
+
+/// A token answer's body.
+pub fn token_body(token: &str, expires_in: u64) -> String {
+    format!(r#"{{"access_token":"{token}","token_type":"bearer","expires_in":{expires_in}}}"#)
+}
+
+/// An answer with `status` and `body`.
+pub fn answer(status: u16, body: &str) -> Answer {
+    Ok(RawResponse {
+        status,
+        body: body.as_bytes().to_vec(),
+        ..RawResponse::default()
+    })
+}
+
+/// A refused connection.
+pub fn refused() -> Answer {
+    Err(TransportError {
+        kind: TransportKind::ConnectionRefused,
+        detail: "refused".into(),
+    })
+}
+
+/// A request to authorize.
+pub fn request(url: &str, headers: &[(&str, &str)]) -> HttpRequest {
+    HttpRequest {
+        method: "GET".into(),
+        url: url.into(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+pub fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// Answers token requests from a script (the last answer repeats) and counts them.
+#[derive(Clone, Default)]
+pub struct FakeTransport {
+    sent: Rc<Cell<u32>>,
+    script: Rc<RefCell<VecDeque<Answer>>>,
+}
+
+impl FakeTransport {
+    /// Answers every request with `status` and `body` from now on.
+    pub fn answer(&self, status: u16, body: &str) {
+        self.script(vec![answer(status, body)]);
+    }
+
+    /// Answers the next requests in order, repeating the last one.
+    pub fn script(&self, answers: Vec<Answer>) {
+        *self.script.borrow_mut() = answers.into();
+    }
+
+    /// Token requests sent so far.
+    pub fn sent(&self) -> u32 {
+        self.sent.get()
+    }
+}
+
+impl Transport for FakeTransport {
+    fn post_token(&self, _: &TokenRequest<'_>) -> Result<RawResponse, TransportError> {
+        self.sent.set(self.sent.get() + 1);
+        let mut script = self.script.borrow_mut();
+        let next = if script.len() > 1 {
+            script.pop_front()
+        } else {
+            script.front().map(|a| match a {
+                Ok(r) => Ok(RawResponse {
+                    status: r.status,
+                    retry_after: r.retry_after.clone(),
+                    body: r.body.clone(),
+                    truncated: r.truncated,
+                }),
+                Err(e) => Err(e.clone()),
+            })
+        };
+        next.unwrap_or_else(|| {
+            Err(TransportError {
+                kind: TransportKind::Other,
+                detail: "no scripted answer".into(),
+            })
+        })
+    }
+}
+
+/// Monotonic time from 0, wall time from 2027-01-15; both move only by `advance` and `sleep`.
+#[derive(Clone, Default)]
+pub struct FakeClock {
+    now: Rc<Cell<Duration>>,
+    slept: Rc<Cell<Duration>>,
+}
+
+impl FakeClock {
+    pub fn advance(&self, by: Duration) {
+        self.now.set(self.now.get() + by);
+    }
+
+    /// Time slept so far.
+    pub fn slept(&self) -> Duration {
+        self.slept.get()
+    }
+}
+
+impl Clock for FakeClock {
+    fn monotonic(&self) -> Duration {
+        self.now.get()
+    }
+    fn wall(&self) -> Duration {
+        Duration::from_secs(1_800_000_000) + self.now.get()
+    }
+    fn sleep(&self, duration: Duration) {
+        self.slept.set(self.slept.get() + duration);
+        self.advance(duration);
+    }
+}
+
+/// A key and value that appear in the store at the n-th `get`.
+type Arrival = (u32, String, Vec<u8>);
+
+/// An in-memory store shared by clients; it can be switched off to fail every call.
+#[derive(Clone, Default)]
+pub struct FakeStore {
+    map: Rc<RefCell<HashMap<String, Vec<u8>>>>,
+    down: Rc<Cell<bool>>,
+    gets: Rc<Cell<u32>>,
+    /// Put into the map at the n-th `get`: another instance publishing meanwhile.
+    arrives: Rc<RefCell<Option<Arrival>>>,
+}
+
+impl FakeStore {
+    /// While down, every call fails with "connection refused".
+    pub fn set_down(&self, down: bool) {
+        self.down.set(down);
+    }
+
+    pub fn insert(&self, key: &str, value: &[u8]) {
+        self.map.borrow_mut().insert(key.to_owned(), value.to_vec());
+    }
+
+    pub fn value(&self, key: &str) -> Option<Vec<u8>> {
+        self.map.borrow().get(key).cloned()
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        self.map.borrow().keys().cloned().collect()
+    }
+
+    /// Puts `value` at `key` at the `nth` `get` (counted from the store's creation), as if
+    /// another instance published it meanwhile.
+    pub fn arrive_at(&self, nth: u32, key: &str, value: Vec<u8>) {
+        *self.arrives.borrow_mut() = Some((nth, key.to_owned(), value));
+    }
+
+    fn check_up(&self) -> Result<(), StoreError> {
+        match self.down.get() {
+            true => Err(StoreError("connection refused".into())),
+            false => Ok(()),
+        }
+    }
+}
+
+impl TokenStore for FakeStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check_up()?;
+        self.gets.set(self.gets.get() + 1);
+        let arrival = self.arrives.borrow().clone();
+        if let Some((_, k, v)) = arrival.filter(|(at, ..)| *at == self.gets.get()) {
+            self.map.borrow_mut().insert(k, v);
+        }
+        Ok(self.value(key))
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        _: Duration,
+    ) -> Result<bool, StoreError> {
+        self.check_up()?;
+        let mut map = self.map.borrow_mut();
+        if map.get(key).map(Vec::as_slice) != expected {
+            return Ok(false);
+        }
+        map.insert(key.to_owned(), value.to_vec());
+        Ok(true)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.check_up()?;
+        self.map.borrow_mut().remove(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub use clients::*;
+
+/// Client builders that may panic, for tests only.
+#[cfg(test)]
+mod clients {
+    use super::*;
+    use crate::client::Client;
+
+    pub fn client(
+        transport: &FakeTransport,
+        clock: &FakeClock,
+    ) -> Client<FakeTransport, FakeClock> {
+        Client::new(config(), transport.clone(), clock.clone()).expect("valid config")
+    }
+
+    pub fn shared_parts() -> (FakeTransport, FakeClock, FakeStore) {
+        Default::default()
+    }
+
+    pub fn shared_client(
+        transport: &FakeTransport,
+        clock: &FakeClock,
+        store: &FakeStore,
+    ) -> Client<FakeTransport, FakeClock> {
+        Client::with_store(
+            config(),
+            transport.clone(),
+            clock.clone(),
+            Box::new(store.clone()),
+        )
+        .expect("valid config")
+    }
+
+    /// The store keys of `config()`.
+    pub fn keys() -> crate::shared::Keys {
+        let settings = crate::config::Settings::new(config()).expect("valid config");
+        crate::shared::Keys::new(&settings)
+    }
+}

@@ -1,0 +1,364 @@
+//! Token lifecycle: the held token, when it is renewed, and what happens when renewal fails.
+//!
+//! A held token is handed out until its refresh point (expiry minus the margin). Past it, the
+//! next call renews: unless a cool-down or `Retry-After` forbids it, it adopts a token another
+//! instance shared, else fetches one. While a token has not expired (with `ALIVE_GUARD` to
+//! spare) it is served through failed renewals. A 401 on the held token drops it.
+//!
+//! Instants are `Duration`s since the monotonic clock's origin, so that a wall-clock change
+//! (NTP, a host with a wrong clock) cannot make a token look fresh or stale.
+
+use crate::client::Status;
+use crate::config::{CoolDown, Settings};
+use crate::error::{self, Error};
+use crate::ports::{Clock, Transport};
+use crate::redact;
+use crate::retry::{self, Failure};
+use crate::secret::Secret;
+use crate::shared::{Acquired, Shared, SharedToken, StoreHealth};
+use crate::wire::{self, TokenResponse};
+use std::cell::RefCell;
+use std::time::Duration;
+use zeroize::Zeroize;
+
+/// What must remain of a token's life for it to be sent after a failed renewal.
+pub const ALIVE_GUARD: Duration = Duration::from_secs(5);
+
+/// The refresh margin actually applied: the configured one, but never more than half the
+/// lifetime, so a short-lived token (say 37 s) is still reused instead of fetched per call.
+pub fn effective_margin(configured: Duration, lifetime: Duration) -> Duration {
+    configured.min(lifetime / 2)
+}
+
+/// Where the token of the latest call came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    InstanceCache,
+    SharedStore,
+    FreshFetch,
+}
+
+/// A token held by a client.
+#[derive(Debug)]
+pub struct HeldToken {
+    pub access_token: Secret,
+    /// `Bearer <token>`, built once rather than on every authorization.
+    pub bearer: Secret,
+    pub token_type: String,
+    /// `expires_in` as the token endpoint announced it.
+    lifetime: u64,
+    expires_at: Duration,
+    refresh_at: Duration,
+    expires_at_wall: Duration,
+}
+
+impl HeldToken {
+    /// A fetched token. `requested_at` is when the request was sent, not when the answer
+    /// came: `expires_in` counts from the server's issue time, which is at most that late.
+    pub fn new(
+        response: TokenResponse,
+        requested_at: Duration,
+        requested_at_wall: Duration,
+        margin: Duration,
+    ) -> Self {
+        let lifetime = Duration::from_secs(response.expires_in);
+        HeldToken::with_life(
+            response.access_token,
+            response.token_type,
+            response.expires_in,
+            (requested_at, requested_at_wall),
+            lifetime,
+            margin,
+        )
+    }
+
+    /// A token another instance fetched, with what is left of its life at wall time `wall_now`.
+    pub fn adopt(shared: SharedToken, now: Duration, wall_now: Duration, margin: Duration) -> Self {
+        let remaining = shared.remaining(wall_now);
+        HeldToken::with_life(
+            shared.access_token,
+            shared.token_type,
+            shared.expires_in,
+            (now, wall_now),
+            remaining,
+            margin,
+        )
+    }
+
+    /// The one place the refresh point is computed: `remaining` of `lifetime` seconds left at
+    /// `(now, wall_now)`.
+    fn with_life(
+        access_token: Secret,
+        token_type: String,
+        lifetime: u64,
+        (now, wall_now): (Duration, Duration),
+        remaining: Duration,
+        margin: Duration,
+    ) -> Self {
+        // Saturating: the clocks are the host's, and no host value may trap the component.
+        let expires_at = now.saturating_add(remaining);
+        let margin = effective_margin(margin, Duration::from_secs(lifetime));
+        HeldToken {
+            bearer: Secret::new(format!("Bearer {}", access_token.expose())),
+            access_token,
+            token_type,
+            lifetime,
+            expires_at,
+            refresh_at: expires_at.saturating_sub(margin),
+            expires_at_wall: wall_now.saturating_add(remaining),
+        }
+    }
+
+    /// The token as stored for other instances.
+    pub fn to_shared(&self) -> SharedToken {
+        SharedToken {
+            access_token: self.access_token.clone(),
+            token_type: self.token_type.clone(),
+            expires_in: self.lifetime,
+            expires_at_ms: u64::try_from(self.expires_at_wall.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Whether the token may still be handed out at `now` (before its refresh point).
+    pub fn is_usable(&self, now: Duration) -> bool {
+        now < self.refresh_at
+    }
+
+    /// Whether the token may still be sent at `now` although it is past its refresh point:
+    /// only while `ALIVE_GUARD` remains, so it cannot expire on its way to Mangopay.
+    pub fn is_alive(&self, now: Duration) -> bool {
+        now.saturating_add(ALIVE_GUARD) < self.expires_at
+    }
+
+    /// Whole seconds until the token expires.
+    pub fn seconds_left(&self, now: Duration) -> u64 {
+        self.expires_at.saturating_sub(now).as_secs()
+    }
+
+    /// Expiry in seconds since the Unix epoch.
+    pub fn expires_at_unix_seconds(&self) -> u64 {
+        self.expires_at_wall.as_secs()
+    }
+}
+
+/// A held token and what a client remembers between calls.
+#[derive(Default)]
+struct State {
+    held: Option<HeldToken>,
+    source: Option<Source>,
+    /// No token request before `until`; meanwhile calls get `error` (or the held token while
+    /// it lives).
+    block: Option<Block>,
+    /// Consecutive credential failures, for the doubling cool-down.
+    strikes: u32,
+    token_requests: u64,
+}
+
+struct Block {
+    until: Duration,
+    error: Error,
+}
+
+impl State {
+    fn alive(&self, now: Duration) -> bool {
+        self.held.as_ref().is_some_and(|t| t.is_alive(now))
+    }
+
+    /// While a block lasts: the held token if it still lives, else the blocking error.
+    /// `None` once no block forbids a token request.
+    fn while_blocked(&mut self, now: Duration) -> Option<Result<(), Error>> {
+        let block = self.block.as_ref().filter(|b| now < b.until)?;
+        if self.alive(now) {
+            self.source = Some(Source::InstanceCache);
+            return Some(Ok(()));
+        }
+        Some(Err(block.error.clone().with_retry_in(block.until - now)))
+    }
+
+    fn fetched(&mut self, token: HeldToken) {
+        self.block = None;
+        self.strikes = 0;
+        self.held = Some(token);
+        self.source = Some(Source::FreshFetch);
+    }
+
+    /// Blocks token requests as `retry::pause_after` says; `Ok` if the held token may still
+    /// be served.
+    fn failed(
+        &mut self,
+        failure: Failure,
+        now: Duration,
+        cool_down: &CoolDown,
+    ) -> Result<(), Error> {
+        let alive = self.alive(now);
+        if retry::is_credential_failure(&failure.error) {
+            self.strikes = self.strikes.saturating_add(1);
+        }
+        let pause = retry::pause_after(&failure, self.strikes, alive, cool_down);
+        if let Some(pause) = pause {
+            self.block = Some(Block {
+                until: now.saturating_add(pause),
+                error: failure.error.clone(),
+            });
+        }
+        if alive {
+            self.source = Some(Source::InstanceCache);
+            return Ok(());
+        }
+        Err(match pause {
+            Some(pause) => failure.error.with_retry_in(pause),
+            None => failure.error,
+        })
+    }
+}
+
+/// A client's token and everything needed to renew it.
+pub struct Lifecycle<T, C> {
+    pub settings: Settings,
+    transport: T,
+    clock: C,
+    shared: Option<Shared>,
+    state: RefCell<State>,
+}
+
+impl<T: Transport, C: Clock> Lifecycle<T, C> {
+    pub fn new(settings: Settings, transport: T, clock: C, shared: Option<Shared>) -> Self {
+        Lifecycle {
+            settings,
+            transport,
+            clock,
+            shared,
+            state: RefCell::new(State::default()),
+        }
+    }
+
+    /// Runs `f` on a usable token. The held one while it is before its refresh point (the
+    /// cached path: one clock read, no allocation); otherwise see `renew`.
+    pub fn with_token<R>(&self, f: impl FnOnce(&HeldToken, Duration) -> R) -> Result<R, Error> {
+        let now = self.clock.monotonic();
+        {
+            let mut state = self.state.borrow_mut();
+            if let Some(token) = state.held.as_ref().filter(|t| t.is_usable(now)) {
+                let result = f(token, now);
+                state.source = Some(Source::InstanceCache);
+                return Ok(result);
+            }
+        }
+        let now = self.renew(now)?;
+        let state = self.state.borrow();
+        match state.held.as_ref() {
+            Some(token) => Ok(f(token, now)),
+            None => Err(Error::InvalidRequest("no token held".into())),
+        }
+    }
+
+    /// Drops the held token after the API refused `sent` (the token a request carried; `None`
+    /// if it carried none, which counts as the held one). A token renewed since is kept.
+    pub fn rejected(&self, sent: Option<&str>) {
+        let mut state = self.state.borrow_mut();
+        let held_was_sent = state
+            .held
+            .as_ref()
+            .is_some_and(|held| sent.is_none_or(|sent| sent == held.access_token.expose()));
+        if held_was_sent {
+            state.held = None;
+        }
+    }
+
+    /// What the client holds and has done; sends nothing.
+    pub fn status(&self) -> Status {
+        let now = self.clock.monotonic();
+        let state = self.state.borrow();
+        let alive = state.held.as_ref().filter(|t| t.is_alive(now));
+        let (store, store_error) = match &self.shared {
+            None => (StoreHealth::NotConfigured, None),
+            Some(shared) => shared.health(),
+        };
+        Status {
+            held: alive.is_some(),
+            source: state.source,
+            expires_in_seconds: alive.map(|t| t.seconds_left(now)),
+            token_requests: state.token_requests,
+            cool_down: state
+                .block
+                .as_ref()
+                .filter(|b| now < b.until)
+                .map(|b| b.until - now),
+            store,
+            store_error,
+        }
+    }
+
+    /// Makes the held token one that may be sent, or says why there is none. Unless a
+    /// cool-down or `Retry-After` forbids it: a token shared by another instance, else one
+    /// fetched (by this instance, or by the one holding the store's lease while this one
+    /// waits). Returns the monotonic time after the work.
+    fn renew(&self, now: Duration) -> Result<Duration, Error> {
+        if let Some(served) = self.state.borrow_mut().while_blocked(now) {
+            return served.map(|()| now);
+        }
+        let margin = self.settings.refresh_margin;
+        let lead = match self.shared.as_ref().map(|s| s.acquire(&self.clock, margin)) {
+            Some(Acquired::Adopted(token)) => {
+                let mut state = self.state.borrow_mut();
+                state.held = Some(token);
+                state.source = Some(Source::SharedStore);
+                return Ok(self.clock.monotonic());
+            }
+            Some(Acquired::Leader { expected }) => Some(expected),
+            Some(Acquired::Direct) | None => None,
+        };
+        let fetched = retry::with_retries(&self.settings.retry, &self.clock, || self.fetch());
+        let now = self.clock.monotonic();
+        if let (Some(shared), Some(expected)) = (&self.shared, &lead) {
+            shared.publish(&self.clock, fetched.as_ref().ok(), expected.as_deref());
+        }
+        let mut state = self.state.borrow_mut();
+        match fetched {
+            Ok(token) => {
+                state.fetched(token);
+                Ok(now)
+            }
+            Err(failure) => state
+                .failed(*failure, now, &self.settings.cool_down)
+                .map(|()| now),
+        }
+    }
+
+    /// One token request.
+    fn fetch(&self) -> Result<HeldToken, Box<Failure>> {
+        let now = self.clock.monotonic();
+        let wall = self.clock.wall();
+        self.state.borrow_mut().token_requests += 1;
+        let request = wire::token_request(&self.settings);
+        let mut response = self.transport.post_token(&request).map_err(|e| {
+            Box::new(Failure {
+                error: Error::Transport(e),
+                retry_after: None,
+            })
+        })?;
+        let answer = {
+            let state = self.state.borrow();
+            let held = state.held.as_ref().map_or("", |t| t.access_token.expose());
+            error::read_token_answer(&response, &redact::secrets(&self.settings, held))
+        };
+        let retry_after = response
+            .retry_after
+            .as_deref()
+            .and_then(|value| retry::parse_retry_after(value, wall));
+        // The body held the token (or an echo of a secret): wipe it, as `Secret` does.
+        response.body.zeroize();
+        match answer {
+            Ok(token) => Ok(HeldToken::new(
+                token,
+                now,
+                wall,
+                self.settings.refresh_margin,
+            )),
+            Err(error) => Err(Box::new(Failure { error, retry_after })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

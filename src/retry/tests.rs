@@ -1,0 +1,80 @@
+use super::*;
+use crate::error::UnexpectedResponse;
+use crate::ports::TransportError;
+
+#[test]
+fn backoff_doubles_under_full_jitter() {
+    let ms = Duration::from_millis;
+    assert_eq!(
+        backoff(ms(200), 1, 0.999_999),
+        ms(199) + Duration::from_micros(999) + Duration::from_nanos(800)
+    );
+    assert_eq!(backoff(ms(200), 3, 1.0), ms(800));
+    assert_eq!(backoff(ms(200), 3, 0.5), ms(400));
+    assert_eq!(backoff(ms(200), 1, 0.0), ms(0));
+    assert_eq!(backoff(ms(200), 40, 1.0), ms(200 * 65536));
+}
+
+#[test]
+fn cool_down_doubles_to_the_cap() {
+    let s = Duration::from_secs;
+    let steps: Vec<u64> = (1..=6)
+        .map(|n| cool_down(s(60), s(900), n).as_secs())
+        .collect();
+    assert_eq!(steps, vec![60, 120, 240, 480, 900, 900]);
+}
+
+#[test]
+fn retry_after_in_both_forms() {
+    let now = Duration::from_secs(1_795_824_000); // 2026-11-28T00:00:00Z
+    assert_eq!(
+        parse_retry_after(" 120 ", now),
+        Some(Duration::from_secs(120))
+    );
+    assert_eq!(
+        parse_retry_after("Sat, 28 Nov 2026 00:01:30 GMT", now),
+        Some(Duration::from_secs(90))
+    );
+    assert_eq!(
+        parse_retry_after("Fri, 27 Nov 2026 00:00:00 GMT", now),
+        Some(Duration::ZERO)
+    );
+    assert_eq!(parse_retry_after("soon", now), None);
+    assert_eq!(parse_retry_after("-5", now), None);
+}
+
+#[test]
+fn only_transient_faults_are_retried() {
+    let transport = |kind| {
+        Error::Transport(TransportError {
+            kind,
+            detail: String::new(),
+        })
+    };
+    let status = |status| {
+        Error::UnexpectedResponse(UnexpectedResponse {
+            status,
+            excerpt: String::new(),
+            retry_in: None,
+        })
+    };
+    assert!(is_transient(&transport(TransportKind::Timeout)));
+    assert!(is_transient(&transport(TransportKind::ConnectionRefused)));
+    assert!(is_transient(&transport(TransportKind::ConnectionLost)));
+    assert!(!is_transient(&transport(TransportKind::Dns)));
+    assert!(!is_transient(&transport(TransportKind::Tls)));
+    for s in [429, 500, 502, 503, 504] {
+        assert!(is_transient(&status(s)), "{s}");
+    }
+    for s in [301, 400, 403, 404, 501] {
+        assert!(!is_transient(&status(s)), "{s}");
+    }
+    assert!(!is_transient(&Error::InvalidConfig(String::new())));
+}
+
+#[test]
+fn jitter_is_in_range_and_varies() {
+    let samples: Vec<f64> = (0..100).map(|_| jitter()).collect();
+    assert!(samples.iter().all(|j| (0.0..1.0).contains(j)));
+    assert!(samples.iter().any(|j| *j != samples[0]));
+}

@@ -1,0 +1,239 @@
+//! Sharing a token through the host's store, so that instances with the same credentials
+//! make one token request between them: the store keys, the stored entry, and the lease that
+//! makes one instance fetch while the others wait. Any store failure means fetching directly:
+//! the store never fails a call.
+
+use crate::config::Settings;
+use crate::lifecycle::HeldToken;
+use crate::ports::{Clock, StoreError, TokenStore};
+use crate::retry;
+use crate::secret::Secret;
+use crate::wire;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// How long a lease keeps other instances waiting if its holder dies without releasing it.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// Pauses between looks at the store while another instance holds the lease: quick at first,
+/// about 5 s in all. Counted rather than timed, so a stopped clock cannot make it endless.
+pub const WAIT_SCHEDULE_MS: [u64; 12] = [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000, 1000];
+
+/// The store keys of one set of credentials. Derived by SHA-256, so no key reveals the API
+/// key, and different base URLs or client ids never share a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keys {
+    pub id: String,
+    pub token: String,
+    pub lease: String,
+}
+
+impl Keys {
+    pub fn new(settings: &Settings) -> Keys {
+        let key_hash = Sha256::digest(settings.api_key.expose().as_bytes());
+        let mut hasher = Sha256::new();
+        hasher.update(settings.base.to_url().as_bytes());
+        hasher.update([0]);
+        hasher.update(settings.client_id.as_bytes());
+        hasher.update([0]);
+        hasher.update(key_hash);
+        let id = hex(&hasher.finalize());
+        Keys {
+            token: format!("mangopay-auth/v1/token/{id}"),
+            lease: format!("mangopay-auth/v1/lease/{id}"),
+            id,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// A token as stored: readable by any instance with the same credentials.
+#[derive(Debug)]
+pub struct SharedToken {
+    pub access_token: Secret,
+    pub token_type: String,
+    pub expires_in: u64,
+    /// Expiry on the wall clock, in milliseconds since the Unix epoch: instances share no
+    /// monotonic clock.
+    pub expires_at_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry<'a> {
+    v: u32,
+    id: &'a str,
+    access_token: &'a str,
+    token_type: &'a str,
+    expires_in: u64,
+    expires_at_ms: u64,
+}
+
+impl SharedToken {
+    pub fn encode(&self, id: &str) -> Secret {
+        let entry = Entry {
+            v: 1,
+            id,
+            access_token: self.access_token.expose(),
+            token_type: &self.token_type,
+            expires_in: self.expires_in,
+            expires_at_ms: self.expires_at_ms,
+        };
+        Secret::new(serde_json::to_string(&entry).unwrap_or_default())
+    }
+
+    /// The token in `value` if it is ours (format, version, key id) and sane; `None` for a
+    /// corrupt or foreign entry, which the caller then replaces.
+    pub fn decode(value: &[u8], id: &str) -> Option<SharedToken> {
+        let entry: Entry = serde_json::from_slice(value).ok()?;
+        let header_safe = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic());
+        let sane = entry.v == 1
+            && entry.id == id
+            && header_safe(entry.access_token)
+            && entry.token_type.eq_ignore_ascii_case("bearer")
+            && (1..=wire::MAX_EXPIRES_IN).contains(&entry.expires_in);
+        sane.then(|| SharedToken {
+            access_token: Secret::new(entry.access_token.to_owned()),
+            token_type: entry.token_type.to_owned(),
+            expires_in: entry.expires_in,
+            expires_at_ms: entry.expires_at_ms,
+        })
+    }
+
+    /// Time left at wall time `now`.
+    pub fn remaining(&self, now: Duration) -> Duration {
+        Duration::from_millis(self.expires_at_ms).saturating_sub(now)
+    }
+}
+
+/// Whether the shared store worked the last time it was used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreHealth {
+    NotConfigured,
+    Ok,
+    Unavailable,
+}
+
+/// What the shared store gave.
+pub enum Acquired {
+    /// A usable token another instance fetched.
+    Adopted(HeldToken),
+    /// This instance holds the lease: it fetches and publishes, replacing `expected`.
+    Leader { expected: Option<Vec<u8>> },
+    /// Fetch without the store (it failed, or the lease holder took too long).
+    Direct,
+}
+
+/// A client's store, its keys, and the store's latest failure.
+pub struct Shared {
+    store: Box<dyn TokenStore>,
+    keys: Keys,
+    error: RefCell<Option<String>>,
+}
+
+impl Shared {
+    pub fn new(store: Box<dyn TokenStore>, settings: &Settings) -> Shared {
+        Shared {
+            store,
+            keys: Keys::new(settings),
+            error: RefCell::new(None),
+        }
+    }
+
+    /// A token usable until its refresh point (`margin` as configured), or the lease to
+    /// fetch one, waiting a bounded time while another instance holds the lease.
+    pub fn acquire(&self, clock: &impl Clock, margin: Duration) -> Acquired {
+        let pauses = std::iter::once(0).chain(WAIT_SCHEDULE_MS);
+        for pause in pauses {
+            if pause > 0 {
+                clock.sleep(Duration::from_millis(pause));
+            }
+            let expected = match self.store.get(&self.keys.token) {
+                Ok(value) => value,
+                Err(e) => return self.failed(e),
+            };
+            let found = expected
+                .as_deref()
+                .and_then(|value| SharedToken::decode(value, &self.keys.id));
+            if let Some(found) = found {
+                let now = clock.monotonic();
+                let token = HeldToken::adopt(found, now, clock.wall(), margin);
+                if token.is_usable(now) {
+                    self.ok();
+                    return Acquired::Adopted(token);
+                }
+            }
+            let lease =
+                self.store
+                    .compare_and_swap(&self.keys.lease, None, &lease_value(), LEASE_TTL);
+            match lease {
+                Ok(true) => {
+                    self.ok();
+                    return Acquired::Leader { expected };
+                }
+                // Another instance is fetching: look again after a pause.
+                Ok(false) => {}
+                Err(e) => return self.failed(e),
+            }
+        }
+        Acquired::Direct
+    }
+
+    /// Shares a fetched token (replacing what was read, stale, foreign or corrupt) and
+    /// releases the lease, also after a failed fetch so that waiters stop waiting.
+    pub fn publish(&self, clock: &impl Clock, token: Option<&HeldToken>, expected: Option<&[u8]>) {
+        if let Some(token) = token {
+            let ttl = Duration::from_secs(token.seconds_left(clock.monotonic()));
+            let value = token.to_shared().encode(&self.keys.id);
+            let stored = self.store.compare_and_swap(
+                &self.keys.token,
+                expected,
+                value.expose().as_bytes(),
+                ttl,
+            );
+            if let Err(e) = stored {
+                self.failed(e);
+                return;
+            }
+        }
+        match self.store.delete(&self.keys.lease) {
+            Ok(()) => self.ok(),
+            Err(e) => {
+                self.failed(e);
+            }
+        }
+    }
+
+    /// The store's health and, if it is unavailable, the host's word on why.
+    pub fn health(&self) -> (StoreHealth, Option<String>) {
+        match self.error.borrow().clone() {
+            None => (StoreHealth::Ok, None),
+            Some(error) => (StoreHealth::Unavailable, Some(error)),
+        }
+    }
+
+    fn ok(&self) {
+        *self.error.borrow_mut() = None;
+    }
+
+    fn failed(&self, error: StoreError) -> Acquired {
+        *self.error.borrow_mut() = Some(error.0);
+        Acquired::Direct
+    }
+}
+
+/// A lease value: random, so a holder could tell its own lease from another's.
+fn lease_value() -> Vec<u8> {
+    format!("{:016x}", retry::jitter().to_bits()).into_bytes()
+}
+
+#[cfg(test)]
+mod tests;

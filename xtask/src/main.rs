@@ -1,0 +1,106 @@
+//! `cargo xtask <command>` (an alias in `.cargo/config.toml`):
+//!
+//! - `dist [--source <URL>]`: builds every deployable component with
+//!   `cargo build -p <package> --target wasm32-wasip2 --release` and writes it to
+//!   `target/dist/` with its registry metadata.
+//! - `package --source <URL> [--registry <host/prefix>]`: `dist`, then the publishable
+//!   `target/package/mangopay-auth@<version>.wasm` and the `wkg oci push` command that
+//!   publishes it with matching OCI annotations (`wkg publish` 0.16.1 refuses a cargo-built
+//!   component: see docs/running-elsewhere.md).
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use xtask::dist::{self, DEPLOYABLES};
+use xtask::metadata::{self, PackageMetadata};
+use xtask::workspace;
+
+const USAGE: &str = "usage: cargo xtask dist [--source <URL>] | cargo xtask package --source <URL> [--registry <host/prefix>]";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().ok_or(USAGE)?;
+    let mut source = None;
+    let mut registry = "<registry>/<prefix>".to_owned();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--source" => source = args.next(),
+            "--registry" => registry = args.next().unwrap_or(registry),
+            other => return Err(format!("unknown argument {other:?}; {USAGE}")),
+        }
+    }
+    let revision = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let metadata = metadata::workspace_metadata(source.as_deref(), revision.as_deref())?;
+    match command.as_str() {
+        "dist" => {
+            dist_all(&metadata)?;
+            Ok(())
+        }
+        "package" => package(&metadata, &registry),
+        _ => Err(USAGE.into()),
+    }
+}
+
+fn dist_all(metadata: &PackageMetadata) -> Result<Vec<PathBuf>, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    for deployable in DEPLOYABLES {
+        let status = Command::new(&cargo)
+            .current_dir(workspace())
+            .args(["build", "--release", "--target", "wasm32-wasip2", "-p"])
+            .arg(deployable.package)
+            .status()
+            .map_err(|e| format!("cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("building {} failed", deployable.package));
+        }
+    }
+    let release = workspace().join("target/wasm32-wasip2/release");
+    let written = dist::write(
+        &workspace().join("target/dist"),
+        |d| release.join(format!("{}.wasm", d.lib)),
+        metadata,
+    )?;
+    for path in &written {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        println!("{} ({:.1} KiB)", path.display(), size as f64 / 1024.0);
+    }
+    Ok(written)
+}
+
+fn package(metadata: &PackageMetadata, registry: &str) -> Result<(), String> {
+    metadata::require_source(metadata)?;
+    let written = dist_all(metadata)?;
+    let standalone = written.first().ok_or("dist wrote nothing")?;
+    let path = metadata::write_package(standalone, metadata)?;
+    println!("{}", path.display());
+    // OCI convention of wkg: <registry>/<prefix><namespace>/<name>:<version>.
+    let (namespace, name) = metadata
+        .name
+        .split_once(':')
+        .unwrap_or(("", &metadata.name));
+    let mut command = format!(
+        "wkg oci push {}/{namespace}/{name}:{} {}",
+        registry.trim_end_matches('/'),
+        metadata.version,
+        path.display()
+    );
+    for (key, value) in metadata::oci_annotations(metadata) {
+        command.push_str(&format!(" \\\n  --annotation '{key}={value}'"));
+    }
+    eprintln!("publish with:\n{command}");
+    Ok(())
+}
