@@ -18,9 +18,19 @@ const COMPONENTS: &[(&str, &str)] = &[
         "mangopay-auth-with-token-store",
         "mangopay_auth_with_token_store",
     ),
+    (
+        "mangopay-auth-keyvalue-draft2",
+        "mangopay_auth_keyvalue_draft2",
+    ),
+    (
+        "mangopay-auth-keyvalue-draft",
+        "mangopay_auth_keyvalue_draft",
+    ),
     ("list-users", "list_users"),
     ("floor-auth", "floor_auth"),
     ("floor-const", "floor_const"),
+    ("users-service", "users_service"),
+    ("floor-service", "floor_service"),
 ];
 
 fn main() {
@@ -37,6 +47,10 @@ fn main() {
         "examples/list-users/Cargo.toml",
         "bench/floor-auth",
         "bench/floor-const",
+        "bench/floor-service",
+        "examples/users-service/src",
+        "examples/users-service/wit",
+        "examples/users-service/Cargo.toml",
     ] {
         println!(
             "cargo::rerun-if-changed={}",

@@ -110,6 +110,32 @@ test('the free functions use the default client from MANGOPAY_* variables', () =
   assert.equal(auth.getToken().accessToken, first.accessToken);
 });
 
+test('send calls the API with the token and returns its answer', () => {
+  const users = auth.send({
+    method: 'GET',
+    path: '/v2.01/{ClientId}/users?per_page=1',
+    headers: [['Accept', 'application/json']],
+    body: undefined,
+  });
+  assert.equal(users.status, 200);
+  assert.deepEqual(users.verdict, { tag: 'accepted' });
+  assert.equal(JSON.parse(new TextDecoder().decode(users.body))[0].Id, 'user_1');
+
+  const user = new TextEncoder().encode('{"FirstName":"Zoë"}');
+  const created = auth.send({
+    method: 'POST',
+    path: '/v2.01/{ClientId}/users/natural',
+    headers: [['Content-Type', 'application/json']],
+    body: user,
+  });
+  assert.equal(created.status, 201);
+  assert.deepEqual(new Uint8Array(created.body), user);
+  assert.equal(
+    thrown(() => auth.send({ method: 'GET', path: '//evil.example/x', headers: [] })).tag,
+    'invalid-request',
+  );
+});
+
 test('errors are typed variants, thrown as ComponentError with the variant as payload', () => {
   assert.equal(
     thrown(() => auth.Client.create(config(MOCK, { clientId: '' }))).tag,

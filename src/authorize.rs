@@ -6,13 +6,37 @@ use crate::error::{self, ApiError, Error};
 use crate::origin::{Origin, UrlError};
 use crate::redact;
 use crate::wire;
+use std::fmt;
 
-/// An HTTP request to authorize.
-#[derive(Debug, PartialEq, Eq)]
+/// An HTTP request to authorize. Once authorized it carries the token: `Debug` shows the
+/// values of credential headers as `<redacted>`.
+#[derive(PartialEq, Eq)]
 pub struct HttpRequest {
     pub method: String,
     pub url: String,
     pub headers: Vec<(String, String)>,
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| match is_credential_header(name) {
+                true => (name.as_str(), "<redacted>"),
+                false => (name.as_str(), value.as_str()),
+            })
+            .collect();
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &headers)
+            .finish()
+    }
+}
+
+fn is_credential_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("proxy-authorization")
 }
 
 /// What a 401 from the Mangopay API means, as `check_response` reads it.
@@ -29,27 +53,74 @@ pub enum Verdict {
 }
 
 /// Refuses a request the token must not be attached to: a malformed method or header (which
-/// could smuggle another request), or a URL off the client's base origin.
+/// could smuggle another request), a `Host` header naming another authority, or a URL off the
+/// client's base origin.
 pub fn check_request(request: &HttpRequest, settings: &Settings) -> Result<(), Error> {
-    let invalid = |why: String| Err(Error::InvalidRequest(why));
-    if request.method.is_empty() || !request.method.bytes().all(is_token_char) {
-        return invalid("method is not an HTTP token".into());
+    check_method(&request.method)?;
+    // The URL must be on the base origin (checked next), so that is the authority a Host
+    // header may name.
+    check_headers(&request.headers, &settings.base)?;
+    check_url(&request.url, settings)
+}
+
+/// Refuses a method that is not an HTTP token.
+pub fn check_method(method: &str) -> Result<(), Error> {
+    if method.is_empty() || !method.bytes().all(is_token_char) {
+        return Err(Error::InvalidRequest("method is not an HTTP token".into()));
     }
-    for (index, (name, value)) in request.headers.iter().enumerate() {
+    Ok(())
+}
+
+/// Refuses headers that could smuggle a request or send it elsewhere: a name that is not an
+/// HTTP token, a value that is not an RFC 9110 field value (`is_field_value`), more than one
+/// `Host` header, or a `Host` header (any case) that does not name `origin`'s authority (case
+/// ignored, default port and IP spellings normalised, see `Origin::has_authority`). An equal
+/// `Host` header is allowed. Errors name the header, never its value.
+pub fn check_headers(headers: &[(String, String)], origin: &Origin) -> Result<(), Error> {
+    let invalid = |why: String| Err(Error::InvalidRequest(why));
+    let mut host_seen = false;
+    for (index, (name, value)) in headers.iter().enumerate() {
         if name.is_empty() || !name.bytes().all(is_token_char) {
             return invalid(format!("header {index}: the name is not an HTTP token"));
         }
-        if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
+        if !is_field_value(value) {
             return invalid(format!(
-                "header {index} ({name}): the value contains CR, LF or NUL"
+                "header {index} ({name}): the value holds a control character (only tab is allowed)"
             ));
         }
+        if name.eq_ignore_ascii_case("host") {
+            if host_seen {
+                return invalid(format!("header {index} ({name}): a second Host header"));
+            }
+            host_seen = true;
+            // Optional whitespace around a field value is not part of it (RFC 9110 5.5).
+            if !origin.has_authority(value.trim_matches([' ', '\t'])) {
+                return invalid(format!(
+                    "header {index} ({name}): the Host header is not the URL's authority {}",
+                    origin.authority()
+                ));
+            }
+        }
     }
-    if Origin::has_prefix_of(&request.url, &settings.base_url) {
+    Ok(())
+}
+
+/// Whether `value` is an RFC 9110 field value: no control byte but horizontal tab (no NUL,
+/// CR, LF, `\x01`-`\x08`, `\x0b`, `\x0c`, `\x0e`-`\x1f`, DEL). Bytes from 0x80 (obs-text)
+/// are allowed.
+pub fn is_field_value(value: &str) -> bool {
+    value.bytes().all(|b| b == b'\t' || !(b.is_ascii_control()))
+}
+
+/// Refuses a URL the token must not go to: not absolute `http(s)`, any byte that is not
+/// visible ASCII (the fragment's included), a fragment, user-info, plain `http://` off
+/// loopback, or an origin other than the client's base URL.
+pub fn check_url(url: &str, settings: &Settings) -> Result<(), Error> {
+    if Origin::has_prefix_of(url, &settings.base_url) {
         return Ok(());
     }
     let base = &settings.base;
-    let (origin, _) = Origin::parse(&request.url).map_err(|e| match e {
+    let (origin, _) = Origin::parse(url).map_err(|e| match e {
         UrlError::Insecure => {
             Error::InsecureUrl("the request URL uses http:// to a host that is not loopback".into())
         }
@@ -95,9 +166,15 @@ pub fn check_response(
     Verdict::TokenRejected(error::api_error(status, body, &secrets))
 }
 
-/// The Bearer token `request` carried, if any.
+/// The Bearer token `request` carried, if any (the scheme in any case).
 pub fn sent_token(request: &HttpRequest) -> Option<&str> {
-    header_values(&request.headers, "authorization").find_map(|v| v.strip_prefix("Bearer "))
+    header_values(&request.headers, "authorization").find_map(|v| {
+        let (scheme, token) = v.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then_some(token)
+            .filter(|t| !t.is_empty())
+    })
 }
 
 fn header_values<'a>(

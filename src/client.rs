@@ -10,13 +10,24 @@ use crate::ports::{Clock, TokenStore, Transport};
 use crate::shared::{Shared, StoreHealth};
 use std::time::Duration;
 
-/// A token as handed to the caller.
-#[derive(Debug, PartialEq, Eq)]
+/// A token as handed to the caller. `Debug` does not show the token.
+#[derive(PartialEq, Eq)]
 pub struct Token {
     pub access_token: String,
     pub token_type: String,
     pub expires_in_seconds: u64,
     pub expires_at_unix_seconds: u64,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("access_token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("expires_in_seconds", &self.expires_in_seconds)
+            .field("expires_at_unix_seconds", &self.expires_at_unix_seconds)
+            .finish()
+    }
 }
 
 /// `token-status`: what a client holds and has done. No secrets.
@@ -32,7 +43,7 @@ pub struct Status {
 }
 
 pub struct Client<T, C> {
-    tokens: Lifecycle<T, C>,
+    pub(crate) tokens: Lifecycle<T, C>,
 }
 
 impl<T: Transport, C: Clock> Client<T, C> {
@@ -52,7 +63,7 @@ impl<T: Transport, C: Clock> Client<T, C> {
         store: Box<dyn TokenStore>,
     ) -> Result<Self, Error> {
         let settings = Settings::new(config)?;
-        let shared = Shared::new(store, &settings);
+        let shared = Box::new(Shared::new(store, &settings));
         Ok(Client {
             tokens: Lifecycle::new(settings, transport, clock, Some(shared)),
         })
@@ -78,7 +89,9 @@ impl<T: Transport, C: Clock> Client<T, C> {
     }
 
     /// Reads the answer to an API call this client authorized (see `authorize::check_response`).
-    /// A rejected token is dropped if it is the held one, so the next call renews.
+    /// A rejection counts only against the Bearer token the request carried: that token is
+    /// dropped if it is the held one (so the next call renews) and never adopted from the
+    /// store again. A request without a Bearer token drops nothing.
     pub fn check_response(
         &self,
         request: &HttpRequest,
@@ -88,8 +101,9 @@ impl<T: Transport, C: Clock> Client<T, C> {
     ) -> Verdict {
         let settings = &self.tokens.settings;
         let verdict = authorize::check_response(request, status, headers, body, settings);
-        if let Verdict::TokenRejected(_) = verdict {
-            self.tokens.rejected(authorize::sent_token(request));
+        if let (Verdict::TokenRejected(_), Some(sent)) = (&verdict, authorize::sent_token(request))
+        {
+            self.tokens.rejected(sent);
         }
         verdict
     }
@@ -97,6 +111,11 @@ impl<T: Transport, C: Clock> Client<T, C> {
     /// What the client holds and has done; sends nothing.
     pub fn status(&self) -> Status {
         self.tokens.status()
+    }
+
+    /// The base URL requests go to: scheme and authority, no trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.tokens.settings.base_url
     }
 }
 

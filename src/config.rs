@@ -9,6 +9,8 @@ use std::time::Duration;
 
 pub const SANDBOX_URL: &str = "https://api.sandbox.mangopay.com";
 pub const PRODUCTION_URL: &str = "https://api.mangopay.com";
+/// Room for Mangopay's largest list pages many times over.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u32 = 8 * 1024 * 1024;
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +39,8 @@ pub struct ClientConfig {
     pub timeouts: Option<TimeoutsConfig>,
     pub retry: Option<RetryConfig>,
     pub cool_down: Option<CoolDownConfig>,
+    /// The largest API answer body `send` reads, in bytes.
+    pub max_response_bytes: Option<u32>,
 }
 
 impl ClientConfig {
@@ -51,6 +55,7 @@ impl ClientConfig {
             timeouts: None,
             retry: None,
             cool_down: None,
+            max_response_bytes: None,
         }
     }
 }
@@ -183,6 +188,8 @@ pub struct Settings {
     pub timeouts: Timeouts,
     pub retry: RetryPolicy,
     pub cool_down: CoolDown,
+    /// The largest API answer body `send` reads.
+    pub max_response_bytes: u32,
 }
 
 impl Settings {
@@ -226,6 +233,11 @@ impl Settings {
             timeouts: config.timeouts.unwrap_or_default().resolve()?,
             retry: config.retry.unwrap_or_default().resolve()?,
             cool_down: config.cool_down.unwrap_or_default().resolve()?,
+            max_response_bytes: match config.max_response_bytes {
+                Some(0) => return invalid("max-response-bytes must be positive"),
+                Some(bytes) => bytes,
+                None => DEFAULT_MAX_RESPONSE_BYTES,
+            },
         })
     }
 }

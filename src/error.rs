@@ -45,6 +45,8 @@ pub enum Error {
     Transport(TransportError),
     MalformedTokenResponse(TokenProblem),
     UnexpectedResponse(UnexpectedResponse),
+    /// `send`: the answer's body was longer than this many bytes.
+    ResponseTooLarge(u32),
 }
 
 impl Error {

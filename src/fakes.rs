@@ -5,8 +5,8 @@
 use crate::authorize::HttpRequest;
 use crate::config::{ClientConfig, Environment};
 use crate::ports::{
-    Clock, RawResponse, StoreError, TokenRequest, TokenStore, Transport, TransportError,
-    TransportKind,
+    ApiAnswer, ApiCall, Clock, RawResponse, StoreError, TokenRequest, TokenStore, Transport,
+    TransportError, TransportKind,
 };
 use crate::secret::Secret;
 use std::cell::{Cell, RefCell};
@@ -71,11 +71,26 @@ pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-/// Answers token requests from a script (the last answer repeats) and counts them.
+/// An API call as the fake transport saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentCall {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+/// An API answer for the fake transport's script.
+pub type ApiScript = Result<(u16, Vec<(String, String)>, Vec<u8>), TransportError>;
+
+/// Answers token requests from a script (the last answer repeats) and counts them; answers
+/// API calls from a script of their own (the last repeats) and records them.
 #[derive(Clone, Default)]
 pub struct FakeTransport {
     sent: Rc<Cell<u32>>,
     script: Rc<RefCell<VecDeque<Answer>>>,
+    api_script: Rc<RefCell<VecDeque<ApiScript>>>,
+    calls: Rc<RefCell<Vec<SentCall>>>,
 }
 
 impl FakeTransport {
@@ -92,6 +107,16 @@ impl FakeTransport {
     /// Token requests sent so far.
     pub fn sent(&self) -> u32 {
         self.sent.get()
+    }
+
+    /// Answers the next API calls in order, repeating the last one.
+    pub fn api_script(&self, answers: Vec<ApiScript>) {
+        *self.api_script.borrow_mut() = answers.into();
+    }
+
+    /// The API calls sent so far.
+    pub fn calls(&self) -> Vec<SentCall> {
+        self.calls.borrow().clone()
     }
 }
 
@@ -117,6 +142,35 @@ impl Transport for FakeTransport {
                 kind: TransportKind::Other,
                 detail: "no scripted answer".into(),
             })
+        })
+    }
+
+    fn send(&self, call: &ApiCall<'_>) -> Result<ApiAnswer, TransportError> {
+        self.calls.borrow_mut().push(SentCall {
+            method: call.method.to_owned(),
+            path: call.path.to_owned(),
+            headers: call.headers.to_vec(),
+            body: call.body.map(<[u8]>::to_vec),
+        });
+        let mut script = self.api_script.borrow_mut();
+        let next = if script.len() > 1 {
+            script.pop_front()
+        } else {
+            script.front().cloned()
+        };
+        let (status, headers, mut body) = next.unwrap_or_else(|| {
+            Err(TransportError {
+                kind: TransportKind::Other,
+                detail: "no scripted API answer".into(),
+            })
+        })?;
+        let truncated = body.len() > call.body_cap;
+        body.truncate(call.body_cap);
+        Ok(ApiAnswer {
+            status,
+            headers,
+            body,
+            truncated,
         })
     }
 }

@@ -11,6 +11,7 @@
 //! - `wire`: what goes on the wire to the token endpoint and what comes back.
 //! - `error`: the errors, and how an answer of the token endpoint becomes one.
 //! - `redact`: keeping secrets out of errors.
+//! - `keyvalue`: the token store over a platform's `wasi:keyvalue` bucket (the adapters).
 //! - `config`: the configuration as given, its defaults and validation.
 //! - `origin`: URL origins; `retry`: retries, backoff and cool-down; `secret`: secret strings.
 //! - `fakes` (tests, feature `fakes`): fake transport, clock and store.
@@ -23,12 +24,14 @@ pub mod config;
 pub mod error;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
+pub mod keyvalue;
 pub mod lifecycle;
 pub mod origin;
 pub mod ports;
 pub mod redact;
 pub mod retry;
 pub mod secret;
+pub mod send;
 pub mod shared;
 pub mod wire;
 
@@ -40,9 +43,10 @@ pub use config::{
 pub use error::{ApiError, Error, OAuthError, UnexpectedResponse};
 pub use lifecycle::Source;
 pub use ports::{
-    Clock, RawResponse, StoreError, TokenRequest, TokenStore, Transport, TransportError,
-    TransportKind,
+    ApiAnswer, ApiCall, Clock, RawResponse, StoreError, TokenRequest, TokenStore, Transport,
+    TransportError, TransportKind,
 };
 pub use secret::Secret;
+pub use send::{ApiRequest, ApiResponse};
 pub use shared::StoreHealth;
 pub use wire::TokenProblem;

@@ -22,37 +22,55 @@ pub enum UrlError {
 impl Origin {
     /// Parses an absolute URL and returns its origin and its path-and-query (`/` if empty).
     pub fn parse(url: &str) -> Result<(Origin, String), UrlError> {
-        // http::Uri already refuses whitespace and control characters (CR, LF, NUL).
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|_| UrlError::Invalid("not a valid URL"))?;
-        let secure = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
-            Some("https") => true,
-            Some("http") => false,
-            Some(_) => return Err(UrlError::Invalid("scheme must be https")),
-            None => return Err(UrlError::Invalid("not an absolute URL")),
+        // Every byte, the fragment's too: bytes hidden there would otherwise be returned to
+        // the caller unchecked.
+        if !url.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(UrlError::Invalid(
+                "the URL holds a space, a control character or a non-ASCII byte",
+            ));
+        }
+        // A fragment never reaches a server: a URL that has one is not a request URL.
+        if url.contains('#') {
+            return Err(UrlError::Invalid("a URL with a fragment (#) is refused"));
+        }
+        // The longest URL the `http` crate takes (u16::MAX - 1), which hosts built on it
+        // would refuse too.
+        if url.len() > 65_534 {
+            return Err(UrlError::Invalid("not a valid URL"));
+        }
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or(UrlError::Invalid("not an absolute URL"))?;
+        let secure = if scheme.eq_ignore_ascii_case("https") {
+            true
+        } else if scheme.eq_ignore_ascii_case("http") {
+            false
+        } else {
+            return Err(UrlError::Invalid("scheme must be https"));
         };
-        let authority = uri.authority().ok_or(UrlError::Invalid("no host"))?;
-        if authority.as_str().contains('@') {
+        let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+        // RFC 3986 path and query characters, as the `http` crate (and so hyper) takes them:
+        // `<`, `>` and `` ` `` are refused in the path, `"`, `<` and `>` in the query.
+        let (only_path, query) = path.split_at(path.find('?').unwrap_or(path.len()));
+        if only_path.contains(['<', '>', '`']) || query.contains(['"', '<', '>']) {
+            return Err(UrlError::Invalid("not a valid URL"));
+        }
+        if authority.contains('@') {
             return Err(UrlError::Invalid("user-info in a URL is not allowed"));
         }
-        // http::Uri is lenient about authorities (`a[::1]`, `host:99999`); the origin decides
-        // where a token may go, so it is read strictly here.
-        let (host, port) = split_authority(authority.as_str())?;
+        // The origin decides where a token may go, so the authority is read strictly.
+        let (host, port) = split_authority(authority)?;
         let port = port.unwrap_or(if secure { 443 } else { 80 });
         let origin = Origin { secure, host, port };
         if !origin.secure && !origin.is_loopback() {
             return Err(UrlError::Insecure);
         }
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let path = if path.is_empty() { "/" } else { path };
         Ok((origin, path.to_owned()))
     }
 
     /// Parses a base URL: an origin with no path beyond `/`, no query and no fragment.
     pub fn parse_base(url: &str) -> Result<Origin, UrlError> {
-        if url.contains('#') {
-            return Err(UrlError::Invalid("a base URL has no fragment"));
-        }
         let (origin, path) = Origin::parse(url)?;
         if path != "/" {
             return Err(UrlError::Invalid(
@@ -75,10 +93,22 @@ impl Origin {
         self.secure
     }
 
+    /// Whether `authority` (`host[:port]`, as in a `Host` header) names this origin: host
+    /// compared case-insensitively and IP literals canonically, a missing port taken as the
+    /// scheme's default. Anything unparsable (user-info, a bad port) is not this origin.
+    pub fn has_authority(&self, authority: &str) -> bool {
+        split_authority(authority).is_ok_and(|(host, port)| {
+            host == self.host && port.unwrap_or(self.default_port()) == self.port
+        })
+    }
+
+    fn default_port(&self) -> u16 {
+        if self.secure { 443 } else { 80 }
+    }
+
     /// `host[:port]`, the port only when it is not the scheme's default.
     pub fn authority(&self) -> String {
-        let default_port = if self.secure { 443 } else { 80 };
-        if self.port == default_port {
+        if self.port == self.default_port() {
             self.host.clone()
         } else {
             format!("{}:{}", self.host, self.port)
@@ -130,14 +160,17 @@ impl Origin {
     }
 }
 
-/// Host (lower-cased; IPv6 in brackets) and explicit port of an authority without user-info.
+/// Host and explicit port of an authority without user-info. The host is lower-cased, and an
+/// IP literal is written canonically (IPv6 as RFC 5952 in brackets, IPv4 dotted-decimal), so
+/// that two spellings of one address are one origin.
 fn split_authority(authority: &str) -> Result<(String, Option<u16>), UrlError> {
     let (host, port) = match authority.strip_prefix('[') {
         Some(rest) => {
             let (ip, after) = rest
                 .split_once(']')
                 .ok_or(UrlError::Invalid("unclosed IPv6 bracket"))?;
-            ip.parse::<Ipv6Addr>()
+            let ip = ip
+                .parse::<Ipv6Addr>()
                 .map_err(|_| UrlError::Invalid("not an IPv6 address"))?;
             let port = match after {
                 "" => None,
@@ -147,7 +180,7 @@ fn split_authority(authority: &str) -> Result<(String, Option<u16>), UrlError> {
                         .ok_or(UrlError::Invalid("bad port"))?,
                 ),
             };
-            (format!("[{}]", ip.to_ascii_lowercase()), port)
+            (format!("[{ip}]"), port)
         }
         None => match authority.split_once(':') {
             Some((host, port)) => (host.to_ascii_lowercase(), Some(port)),
@@ -168,6 +201,12 @@ fn split_authority(authority: &str) -> Result<(String, Option<u16>), UrlError> {
     if !host.starts_with('[') && !is_name(&host) {
         return Err(UrlError::Invalid("not a valid host name"));
     }
+    let host = match ends_in_number(&host) {
+        true => parse_ipv4(&host)
+            .ok_or(UrlError::Invalid("not a valid IPv4 address"))?
+            .to_string(),
+        false => host,
+    };
     let port = match port {
         None => None,
         Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => Some(
@@ -179,6 +218,62 @@ fn split_authority(authority: &str) -> Result<(String, Option<u16>), UrlError> {
         Some(_) => return Err(UrlError::Invalid("bad port")),
     };
     Ok((host, port))
+}
+
+/// Whether a host name is an IPv4 address as URL parsers (WHATWG) and `inet_aton` read it:
+/// its last label is a number (decimal, or hexadecimal after `0x`).
+fn ends_in_number(host: &str) -> bool {
+    let last = host.rsplit('.').next().unwrap_or_default();
+    let hex = last.strip_prefix("0x");
+    !last.is_empty()
+        && (last.bytes().all(|b| b.is_ascii_digit())
+            || hex.is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())))
+}
+
+/// An IPv4 address in any spelling clients accept (`127.1`, `0x7f.0.0.1`, `0177.0.0.1`,
+/// `2130706433`), or `None` if it is not one.
+fn parse_ipv4(host: &str) -> Option<Ipv4Addr> {
+    let numbers = host
+        .split('.')
+        .map(ipv4_number)
+        .collect::<Option<Vec<u64>>>()?;
+    let (last, leading) = numbers.split_last()?;
+    if leading.len() > 3 || leading.iter().any(|n| *n > 255) {
+        return None;
+    }
+    // The last number fills the bytes the others left.
+    let room = 8 * (4 - u32::try_from(leading.len()).ok()?);
+    if last >> room != 0 {
+        return None;
+    }
+    let mut value = *last;
+    for (shift, n) in (1..=3).rev().zip(leading) {
+        value |= n << (8 * shift);
+    }
+    u32::try_from(value).ok().map(Ipv4Addr::from)
+}
+
+/// One part of an IPv4 address: decimal, octal after a leading `0`, hexadecimal after `0x`.
+fn ipv4_number(part: &str) -> Option<u64> {
+    let (digits, radix) = match part.strip_prefix("0x") {
+        Some(hex) => (hex, 16),
+        None if part.len() > 1 => match part.strip_prefix('0') {
+            Some(octal) => (octal, 8),
+            None => (part, 10),
+        },
+        None => (part, 10),
+    };
+    if part.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    // Too many digits for an address part: refused before it could overflow.
+    if digits.len() > 11 {
+        return None;
+    }
+    match digits {
+        "" => Some(0),
+        _ => u64::from_str_radix(digits, radix).ok(),
+    }
 }
 
 #[cfg(test)]

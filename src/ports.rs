@@ -6,9 +6,12 @@ use crate::config::Timeouts;
 use crate::origin::Origin;
 use std::time::Duration;
 
-/// Sends the token request and reads the answer.
+/// Sends requests and reads their answers.
 pub trait Transport {
+    /// The token request.
     fn post_token(&self, request: &TokenRequest<'_>) -> Result<RawResponse, TransportError>;
+    /// An authorized API call, reading at most `call.body_cap` bytes of the answer's body.
+    fn send(&self, call: &ApiCall<'_>) -> Result<ApiAnswer, TransportError>;
 }
 
 /// Time as the host reports it.
@@ -44,8 +47,33 @@ pub struct TokenRequest<'a> {
     pub timeouts: Timeouts,
 }
 
-/// A complete answer of the token endpoint, as read from the wire.
+/// Everything the transport needs to send one authorized API call (built by `send`).
+pub struct ApiCall<'a> {
+    pub origin: &'a Origin,
+    pub method: &'a str,
+    /// Path and query, checked and filled in.
+    pub path: &'a str,
+    /// Checked, with the Bearer `Authorization` and, for a body, `Content-Length`.
+    pub headers: &'a [(String, String)],
+    pub body: Option<&'a [u8]>,
+    pub timeouts: Timeouts,
+    /// Read at most this many bytes of the answer's body (and say whether there was more).
+    pub body_cap: usize,
+}
+
+/// An API answer as read from the wire.
 #[derive(Debug, Default)]
+pub struct ApiAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The body was longer than `body_cap`; reading stopped there.
+    pub truncated: bool,
+}
+
+/// A complete answer of the token endpoint, as read from the wire. The body may hold a token:
+/// `Debug` shows only its length.
+#[derive(Default)]
 pub struct RawResponse {
     pub status: u16,
     /// The `Retry-After` header, if any.
@@ -53,6 +81,17 @@ pub struct RawResponse {
     pub body: Vec<u8>,
     /// The body was longer than the transport's cap and was cut there.
     pub truncated: bool,
+}
+
+impl std::fmt::Debug for RawResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawResponse")
+            .field("status", &self.status)
+            .field("retry_after", &self.retry_after)
+            .field("body_bytes", &self.body.len())
+            .field("truncated", &self.truncated)
+            .finish()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,13 +105,15 @@ pub enum TransportKind {
     Other,
 }
 
-/// A token request that got no answer.
+/// A token request that got no answer. `detail` is the host's text; the client quotes it
+/// (`redact::quote`) before it reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransportError {
     pub kind: TransportKind,
     pub detail: String,
 }
 
-/// A store operation that failed; the text is the host's and holds no secret of ours.
+/// A store operation that failed, in the host's words. The component quotes the text like
+/// any text from outside (`redact::quote`) before it reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreError(pub String);

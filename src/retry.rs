@@ -1,5 +1,5 @@
-//! When to try the token endpoint again: retries of transient faults inside one call, the
-//! cool-down after credential failures, and `Retry-After`.
+//! When to try again: retries of transient faults inside one call (token requests and API
+//! calls alike), the cool-down after credential failures, and `Retry-After`.
 
 use crate::config::{CoolDown, RetryPolicy};
 use crate::error::Error;
@@ -19,35 +19,61 @@ pub struct Failure {
     pub retry_after: Option<Duration>,
 }
 
-/// Runs `attempt` until it succeeds, fails with a fault that is not transient, or the attempts
-/// or the time budget run out; between attempts it waits the server's `Retry-After`, else a
-/// jittered backoff. Failures are boxed: the error path is cold and the success path should
-/// stay small.
+/// The outcome of one attempt: final, or worth another try (after `retry_after`, when the
+/// server said so) if the policy allows; `outcome` is what the call gives if it does not.
+pub enum Attempt<T> {
+    Done(T),
+    Transient {
+        outcome: T,
+        retry_after: Option<Duration>,
+    },
+}
+
+/// Runs `attempt` until it is done, or the attempts or the time budget run out; between
+/// attempts it waits the server's `Retry-After`, else a jittered backoff.
+pub fn retrying<T>(
+    policy: &RetryPolicy,
+    clock: &impl Clock,
+    mut attempt: impl FnMut() -> Attempt<T>,
+) -> T {
+    let started = clock.monotonic();
+    let mut attempts = 1;
+    loop {
+        let (outcome, retry_after) = match attempt() {
+            Attempt::Done(outcome) => return outcome,
+            Attempt::Transient {
+                outcome,
+                retry_after,
+            } => (outcome, retry_after),
+        };
+        if attempts >= policy.max_attempts {
+            return outcome;
+        }
+        let wait =
+            retry_after.unwrap_or_else(|| backoff(policy.initial_backoff, attempts, jitter()));
+        let elapsed = clock.monotonic().saturating_sub(started);
+        if elapsed.saturating_add(wait) > policy.budget {
+            return outcome;
+        }
+        clock.sleep(wait);
+        attempts += 1;
+    }
+}
+
+/// `retrying` a token request: transient failures (`is_transient`) are tried again. Failures
+/// are boxed: the error path is cold and the success path should stay small.
 pub fn with_retries<T>(
     policy: &RetryPolicy,
     clock: &impl Clock,
     mut attempt: impl FnMut() -> Result<T, Box<Failure>>,
 ) -> Result<T, Box<Failure>> {
-    let started = clock.monotonic();
-    let mut attempts = 1;
-    loop {
-        let failure = match attempt() {
-            Ok(value) => return Ok(value),
-            Err(failure) => failure,
-        };
-        if attempts >= policy.max_attempts || !is_transient(&failure.error) {
-            return Err(failure);
-        }
-        let wait = failure
-            .retry_after
-            .unwrap_or_else(|| backoff(policy.initial_backoff, attempts, jitter()));
-        let elapsed = clock.monotonic().saturating_sub(started);
-        if elapsed.saturating_add(wait) > policy.budget {
-            return Err(failure);
-        }
-        clock.sleep(wait);
-        attempts += 1;
-    }
+    retrying(policy, clock, || match attempt() {
+        Err(failure) if is_transient(&failure.error) => Attempt::Transient {
+            retry_after: failure.retry_after,
+            outcome: Err(failure),
+        },
+        outcome => Attempt::Done(outcome),
+    })
 }
 
 /// How long to send no token request after a call's attempts all failed; `None`: the next
@@ -114,9 +140,109 @@ pub fn parse_retry_after(value: &str, wall_now: Duration) -> Option<Duration> {
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let at = httpdate::parse_http_date(value).ok()?;
-    let at = at.duration_since(std::time::UNIX_EPOCH).ok()?;
-    Some(at.saturating_sub(wall_now))
+    Some(parse_http_date(value)?.saturating_sub(wall_now))
+}
+
+const WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// An HTTP-date (RFC 9110 §5.6.7) as time since the Unix epoch, in the three forms a
+/// recipient must accept: IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, and the obsolete
+/// RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT` (years 70–99 as 19xx, 00–69 as 20xx) and asctime
+/// `Sun Nov  6 08:49:37 1994`. The date must exist, the weekday must be its own, the year
+/// must be 1970–9999 and the time at most 23:59:59, as the `httpdate` crate checks.
+pub fn parse_http_date(value: &str) -> Option<Duration> {
+    let (weekday, day, month, year, time) = match value.split_once(", ") {
+        // IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`
+        Some((weekday, rest)) if weekday.len() == 3 => {
+            let (day, rest) = rest.strip_suffix(" GMT")?.split_once(' ')?;
+            let (month, rest) = rest.split_once(' ')?;
+            let (year, time) = rest.split_once(' ')?;
+            (weekday, number(day, 2)?, month, number(year, 4)?, time)
+        }
+        // RFC 850: `Sunday, 06-Nov-94 08:49:37 GMT`
+        Some((weekday, rest)) => {
+            let (date, time) = rest.strip_suffix(" GMT")?.split_once(' ')?;
+            let (day, rest) = date.split_once('-')?;
+            let (month, year) = rest.split_once('-')?;
+            let year = number(year, 2)?;
+            let year = year + if year < 70 { 2000 } else { 1900 };
+            (weekday, number(day, 2)?, month, year, time)
+        }
+        // asctime: `Sun Nov  6 08:49:37 1994`, a one-digit day after a space
+        None => {
+            let (weekday, rest) = value.split_at_checked(3)?;
+            let (month, rest) = rest.strip_prefix(' ')?.split_at_checked(3)?;
+            let (day, rest) = rest.strip_prefix(' ')?.split_at_checked(2)?;
+            let day = match day.strip_prefix(' ') {
+                Some(digit) => number(digit, 1)?,
+                None => number(day, 2)?,
+            };
+            let (time, year) = rest.strip_prefix(' ')?.split_at_checked(8)?;
+            (
+                weekday,
+                day,
+                month,
+                number(year.strip_prefix(' ')?, 4)?,
+                time,
+            )
+        }
+    };
+    // `Mon` in IMF-fixdate and asctime, `Monday` in RFC 850.
+    let weekday = WEEKDAYS.iter().position(|name| match weekday.len() {
+        3 => name.starts_with(weekday),
+        _ => *name == weekday,
+    })?;
+    let month = MONTHS.iter().position(|name| *name == month)? as u64 + 1;
+    let (hour, rest) = time.split_once(':')?;
+    let (minute, second) = rest.split_once(':')?;
+    let (hour, minute, second) = (number(hour, 2)?, number(minute, 2)?, number(second, 2)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1970..=9999).contains(&year)
+        || !(1..=month_days).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    // Days since 1970-01-01 (a Thursday), the year counted from March so that a leap day
+    // ends it.
+    let (y, m) = match month {
+        1 | 2 => (year - 1, month + 9),
+        _ => (year, month - 3),
+    };
+    let days = y * 365 + y / 4 - y / 100 + y / 400 + (153 * m + 2) / 5 + day - 1 - 719_468;
+    if (days + 3) % 7 != weekday as u64 {
+        return None;
+    }
+    Some(Duration::from_secs(
+        days * 86_400 + hour * 3_600 + minute * 60 + second,
+    ))
+}
+
+/// The number written in exactly `width` ASCII digits.
+fn number(digits: &str, width: usize) -> Option<u64> {
+    (digits.len() == width).then_some(())?;
+    digits.bytes().try_fold(0, |n, d| {
+        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+    })
 }
 
 /// A number in `[0, 1)` from the host's randomness (std seeds `RandomState` from

@@ -3,9 +3,8 @@
 use crate::config::Settings;
 use crate::ports::TokenRequest;
 use crate::secret::Secret;
-use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::Value;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::fmt;
 
 /// Path of the token endpoint, below the base URL.
 pub const TOKEN_PATH: &str = "/v2.01/oauth/token";
@@ -24,10 +23,31 @@ pub const MAX_EXPIRES_IN: u64 = 86_400;
 pub fn basic_authorization(client_id: &str, api_key: &str) -> Secret {
     // The intermediate pair is a Secret too, so it is wiped when it goes out of scope.
     let pair = Secret::new(format!("{client_id}:{api_key}"));
-    Secret::new(format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair.expose())
-    ))
+    let mut basic = String::with_capacity(6 + pair.expose().len().div_ceil(3) * 4);
+    basic.push_str("Basic ");
+    base64_into(pair.expose().as_bytes(), &mut basic);
+    Secret::new(basic)
+}
+
+/// Standard Base64 (RFC 4648 §4, with padding) of `bytes`, appended to `out`. Written out
+/// rather than a crate's general engine for this one short value: 1 KB less in the component.
+fn base64_into(bytes: &[u8], out: &mut String) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let digit =
+        |sextet: u32| char::from(ALPHABET.get(sextet as usize & 63).copied().unwrap_or(b'='));
+    for chunk in bytes.chunks(3) {
+        let group = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |group, (i, &b)| group | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(digit(group >> (18 - 6 * i)));
+            } else {
+                out.push('=');
+            }
+        }
+    }
 }
 
 /// The token request of a client.
@@ -74,29 +94,114 @@ pub enum TokenProblem {
     BodyTooLarge,
 }
 
-// Fields are read as raw JSON values so that a wrong type gives a precise problem,
-// not a generic "invalid JSON".
-#[derive(Deserialize)]
+/// One JSON value of a known field, kept only as far as the checks need it: a wrong type
+/// gives a precise problem, not a generic "invalid JSON". serde_json reads (and validates)
+/// the value exactly as it would for `serde_json::Value`, without building one.
+enum Field {
+    Text(String),
+    /// A number as serde_json read it: a non-negative integer, a negative one, or neither.
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    /// `null` inside an array or object, `true`, `false`, an array or an object.
+    Other,
+}
+
+impl Field {
+    fn text(field: Option<Field>) -> Option<String> {
+        match field {
+            Some(Field::Text(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn number(&self) -> Option<f64> {
+        match *self {
+            Field::Unsigned(n) => Some(n as f64),
+            Field::Signed(n) => Some(n as f64),
+            Field::Float(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FieldVisitor)
+    }
+}
+
+struct FieldVisitor;
+
+impl<'de> Visitor<'de> for FieldVisitor {
+    type Value = Field;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+        Ok(Field::Text(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Field, E> {
+        Ok(Field::Text(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Field, E> {
+        Ok(Field::Unsigned(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Field, E> {
+        Ok(u64::try_from(v).map_or(Field::Signed(v), Field::Unsigned))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Field, E> {
+        Ok(Field::Float(v))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Field, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Field, E> {
+        Ok(Field::Other)
+    }
+
+    // Nested values are read with this visitor too (not skipped): serde_json then checks
+    // them (number range, escapes, nesting depth) exactly as it does for a `Value`.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Field, A::Error> {
+        while seq.next_element::<Field>()?.is_some() {}
+        Ok(Field::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field, A::Error> {
+        while map.next_entry::<Field, Field>()?.is_some() {}
+        Ok(Field::Other)
+    }
+}
+
+#[derive(serde::Deserialize)]
 struct RawToken {
-    access_token: Option<Value>,
-    token_type: Option<Value>,
-    expires_in: Option<Value>,
+    access_token: Option<Field>,
+    token_type: Option<Field>,
+    expires_in: Option<Field>,
 }
 
 /// Parses and checks a 2xx body of the token endpoint.
 pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, TokenProblem> {
     let raw: RawToken = serde_json::from_slice(body).map_err(|_| TokenProblem::NotJson)?;
-    let access_token = match raw.access_token {
-        Some(Value::String(token)) => Secret::new(token),
-        _ => return Err(TokenProblem::MissingAccessToken),
+    let access_token = match Field::text(raw.access_token) {
+        Some(token) => Secret::new(token),
+        None => return Err(TokenProblem::MissingAccessToken),
     };
     // The token goes into a header value: refuse anything a header cannot carry as is.
     let token = access_token.expose();
     if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(TokenProblem::InvalidAccessToken);
     }
-    let token_type = match raw.token_type {
-        Some(Value::String(kind)) if kind.eq_ignore_ascii_case("bearer") => kind,
+    let token_type = match Field::text(raw.token_type) {
+        Some(kind) if kind.eq_ignore_ascii_case("bearer") => kind,
         _ => return Err(TokenProblem::UnsupportedTokenType),
     };
     let expires_in = raw
@@ -113,12 +218,11 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, TokenProblem> 
 }
 
 /// A JSON number that is a non-negative whole number of seconds (`1199` or `1199.0`).
-fn whole_seconds(value: &Value) -> Option<u64> {
-    let number = value.as_number()?;
-    if let Some(n) = number.as_u64() {
+fn whole_seconds(value: &Field) -> Option<u64> {
+    if let Field::Unsigned(n) = *value {
         return Some(n);
     }
-    let f = number.as_f64()?;
+    let f = value.number()?;
     (f.fract() == 0.0 && f >= 0.0 && f <= MAX_EXPIRES_IN as f64).then_some(f as u64)
 }
 
@@ -139,42 +243,35 @@ pub enum ErrorBody {
     },
 }
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 struct RawError {
     #[serde(rename = "Message")]
-    message: Option<Value>,
+    message: Option<Field>,
     #[serde(rename = "Type")]
-    error_type: Option<Value>,
+    error_type: Option<Field>,
     #[serde(rename = "Id")]
-    id: Option<Value>,
+    id: Option<Field>,
     #[serde(rename = "Date")]
-    date: Option<Value>,
-    error: Option<Value>,
-    error_description: Option<Value>,
-}
-
-fn string(value: Option<Value>) -> Option<String> {
-    match value {
-        Some(Value::String(s)) => Some(s),
-        _ => None,
-    }
+    date: Option<Field>,
+    error: Option<Field>,
+    error_description: Option<Field>,
 }
 
 /// Recognises either error shape; `None` for anything else.
 pub fn parse_error_body(body: &[u8]) -> Option<ErrorBody> {
     let raw: RawError = serde_json::from_slice(body).ok()?;
-    if let Some(error) = string(raw.error) {
+    if let Some(error) = Field::text(raw.error) {
         return Some(ErrorBody::OAuth {
             error,
-            description: string(raw.error_description),
+            description: Field::text(raw.error_description),
         });
     }
-    let error_type = string(raw.error_type)?;
+    let error_type = Field::text(raw.error_type)?;
     Some(ErrorBody::Api {
-        message: string(raw.message).unwrap_or_default(),
+        message: Field::text(raw.message).unwrap_or_default(),
         error_type,
-        id: string(raw.id),
-        date: raw.date.as_ref().and_then(Value::as_f64),
+        id: Field::text(raw.id),
+        date: raw.date.as_ref().and_then(Field::number),
     })
 }
 

@@ -1,5 +1,5 @@
 //! Property tests of the component's pure logic: the token endpoint's wire format, the quoting
-//! of texts from the wire, the Basic credential and URL origins.
+//! of texts from the wire, the Basic credential, URL origins and the same-origin shortcut.
 //!
 //! Each property states what the code must do for every generated input, so a wrong
 //! implementation (a panic, a lost field, a secret let through, an origin confused) fails it.
@@ -7,7 +7,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use mangopay_auth::origin::{Origin, UrlError};
-use mangopay_auth::redact::{WITHHELD, quote};
+use mangopay_auth::redact::{SECRET_PIECE, WITHHELD, quote};
 use mangopay_auth::wire::{
     ErrorBody, MAX_EXPIRES_IN, TokenProblem, basic_authorization, parse_error_body,
     parse_token_response,
@@ -105,6 +105,11 @@ fn hostname() -> impl Strategy<Value = String> {
             labels.join(".")
         })
         .prop_filter("loopback", |h| h != "localhost")
+}
+
+/// A port a URL may name: 0 is refused as invalid, whatever else the URL says.
+fn valid_port() -> impl Strategy<Value = u16> {
+    1u16..=u16::MAX
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -403,11 +408,12 @@ proptest! {
         prop_assert_eq!(origin.to_url(), expected_url);
     }
 
-    /// `http://` to a name that is not loopback is refused as insecure.
+    /// `http://` to a name that is not loopback is refused as insecure. (Port 0 is refused
+    /// as invalid before that: `port_zero_is_refused_whatever_the_host` in the unit tests.)
     #[test]
     fn plain_http_to_other_hosts_is_insecure(
         host in hostname(),
-        port in proptest::option::of(any::<u16>()),
+        port in proptest::option::of(valid_port()),
     ) {
         let authority = port.map_or(host.clone(), |p| format!("{host}:{p}"));
         prop_assert_eq!(
@@ -425,7 +431,7 @@ proptest! {
     fn plain_http_to_other_addresses_is_insecure(
         first in (0u8..=255).prop_filter("loopback", |&o| o != 127),
         rest in any::<[u8; 3]>(),
-        port in any::<u16>(),
+        port in valid_port(),
     ) {
         let [b, c, d] = rest;
         prop_assert_eq!(
@@ -438,7 +444,7 @@ proptest! {
     #[test]
     fn plain_http_to_loopback_is_accepted(
         rest in any::<[u8; 3]>(),
-        port in any::<u16>(),
+        port in valid_port(),
         slash in any::<bool>(),
     ) {
         let [b, c, d] = rest;
@@ -453,6 +459,123 @@ proptest! {
             format!("http://{host}:{port}")
         };
         prop_assert_eq!(origin.to_url(), expected_url);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same-origin shortcut of the cached path
+
+/// A valid base URL (https to a name; http or https to loopback: 127/8, localhost, IPv6), with
+/// its origin and the prefix the shortcut is given (`Origin::to_url`).
+fn base_origin() -> impl Strategy<Value = (Origin, String)> {
+    let host = prop_oneof![
+        hostname(),
+        Just("localhost".to_owned()),
+        any::<[u8; 3]>().prop_map(|[b, c, d]| format!("127.{b}.{c}.{d}")),
+        Just("[::1]".to_owned()),
+        Just("[0:0:0:0:0:0:0:1]".to_owned()),
+        Just("[2001:DB8::1]".to_owned()),
+        Just("10.1.2.3".to_owned()),
+    ];
+    (any::<bool>(), host, proptest::option::of(valid_port())).prop_filter_map(
+        "not a valid base URL",
+        |(secure, host, port)| {
+            let scheme = if secure { "https" } else { "http" };
+            let url = match port {
+                Some(port) => format!("{scheme}://{host}:{port}"),
+                None => format!("{scheme}://{host}"),
+            };
+            let origin = Origin::parse_base(&url).ok()?;
+            let prefix = origin.to_url();
+            Some((origin, prefix))
+        },
+    )
+}
+
+/// The prefix as a request URL might spell it, or something near it: as is, in upper case,
+/// the other scheme, user-info before the host, an explicit port, a longer host.
+fn spelled(prefix: &str, variant: u8) -> String {
+    let (scheme, authority) = prefix.split_once("://").unwrap_or((prefix, ""));
+    match variant {
+        0 => prefix.to_owned(),
+        1 => prefix.to_ascii_uppercase(),
+        2 => format!(
+            "{}://{authority}",
+            if scheme == "https" { "http" } else { "https" }
+        ),
+        3 => format!("{scheme}://user@{authority}"),
+        4 => format!("{prefix}:443"),
+        5 => format!("{prefix}:80"),
+        _ => format!("{scheme}://www.{authority}"),
+    }
+}
+
+/// What may follow: more authority (a port, a label, user-info, brackets) or a path and
+/// query, with every kind of byte (controls, space, `#`, backslash, non-ASCII) mixed in.
+fn after_prefix() -> impl Strategy<Value = String> {
+    const TAIL: &str =
+        "[a-zA-Z0-9/?#@:%\\[\\]. _~!$&'()*+,;=\\\\\"<>^`{|}\\x00-\\x1f\\x7f\u{e9}-]{0,24}";
+    prop_oneof![
+        TAIL.prop_map(|t| t),
+        ("[/?]", TAIL).prop_map(|(first, t)| format!("{first}{t}")),
+        (
+            "(:[0-9]{0,6}|\\.[a-z]{1,6}|@[a-z.]{1,12}|\\[[0-9a-f:]{0,8}\\]|:443|:80)",
+            TAIL
+        )
+            .prop_map(|(authority, t)| format!("{authority}{t}")),
+        ("[/?]", TAIL, "[\\x00-\\x20\\x7f#]", TAIL)
+            .prop_map(|(first, a, bad, b)| format!("{first}{a}{bad}{b}")),
+    ]
+}
+
+proptest! {
+    /// Whenever the shortcut says a URL is on the base origin, the full parser agrees: same
+    /// origin, valid URL. (When the shortcut declines, the parser decides alone.)
+    #[test]
+    fn the_same_origin_shortcut_never_disagrees_with_the_parser(
+        (base, prefix) in base_origin(),
+        variant in 0u8..7,
+        rest in after_prefix(),
+    ) {
+        let url = format!("{}{rest}", spelled(&prefix, variant));
+        if Origin::has_prefix_of(&url, &prefix) {
+            prop_assert_eq!(Origin::parse(&url).map(|(o, _)| o), Ok(base), "{:?}", url);
+        }
+    }
+
+    /// The shortcut is not vacuous: the base URL followed by a path or query of URI
+    /// characters takes it, and the parser finds the same origin.
+    #[test]
+    fn the_same_origin_shortcut_takes_plain_paths(
+        (base, prefix) in base_origin(),
+        rest in "[/?][a-zA-Z0-9/?@:._~!$&'()*+,;=-]{0,40}",
+    ) {
+        let url = format!("{prefix}{rest}");
+        prop_assert!(Origin::has_prefix_of(&url, &prefix), "{:?}", url);
+        prop_assert_eq!(Origin::parse(&url).map(|(o, _)| o), Ok(base), "{:?}", url);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pieces of secrets
+
+proptest! {
+    /// A text holding any piece of a secret at least `SECRET_PIECE` characters long (an echo
+    /// cut short) is withheld, wherever the piece sits.
+    #[test]
+    fn quotes_withhold_any_long_enough_piece_of_a_secret(
+        secret in "[A-Za-z0-9+/=_-]{16,64}",
+        start in any::<proptest::sample::Index>(),
+        extra in any::<proptest::sample::Index>(),
+        prefix in wire_text(),
+        suffix in wire_text(),
+    ) {
+        let start = start.index(secret.len() - SECRET_PIECE + 1);
+        let len = SECRET_PIECE + extra.index(secret.len() - start - SECRET_PIECE + 1);
+        let piece = secret.get(start..start + len).unwrap_or_default();
+        prop_assert!(piece.len() >= SECRET_PIECE);
+        let text = format!("{prefix}{piece}{suffix}");
+        prop_assert_eq!(quote(&text, &[&secret]), WITHHELD, "{:?}", text);
     }
 }
 

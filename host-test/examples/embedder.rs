@@ -73,6 +73,7 @@ fn main() -> wasmtime::Result<()> {
         timeouts: None,
         retry: None,
         cool_down: None,
+        max_response_bytes: None,
     };
     let client = match api.client().call_create(&mut store, &config)? {
         Ok(client) => client,

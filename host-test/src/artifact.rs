@@ -28,6 +28,17 @@ artifact!(
     "MANGOPAY_AUTH_WITH_TOKEN_STORE_WASM"
 );
 artifact!(
+    /// The Spin adapter: exports `token-store` over `wasi:keyvalue@0.2.0-draft2` and
+    /// `wasi:cli/environment` with Spin variables (`wasi:config`) mapped onto `MANGOPAY_*`.
+    keyvalue_draft2_wasm,
+    "MANGOPAY_AUTH_KEYVALUE_DRAFT2_WASM"
+);
+artifact!(
+    /// The wasmCloud adapter: exports `token-store` over `wasi:keyvalue@0.2.0-draft`.
+    keyvalue_draft_wasm,
+    "MANGOPAY_AUTH_KEYVALUE_DRAFT_WASM"
+);
+artifact!(
     /// The example business component (imports `mangopay:auth/auth`).
     example_wasm,
     "LIST_USERS_WASM"
@@ -41,4 +52,14 @@ artifact!(
     /// Benchmark floor: one export returning a constant.
     floor_const_wasm,
     "FLOOR_CONST_WASM"
+);
+artifact!(
+    /// The example HTTP service (`wasi:http/proxy`, imports `mangopay:auth/auth`).
+    users_service_wasm,
+    "USERS_SERVICE_WASM"
+);
+artifact!(
+    /// Benchmark floor: a `wasi:http/proxy` component answering a constant.
+    floor_service_wasm,
+    "FLOOR_SERVICE_WASM"
 );

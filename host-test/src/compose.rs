@@ -18,8 +18,8 @@ use wasmtime_wasi::WasiCtxBuilder;
 /// Package names the `.wac` file refers to.
 pub const AUTH_PACKAGE: &str = "mangopay:auth";
 pub const EXAMPLE_PACKAGE: &str = "mangopay:list-users";
-/// The example's one export.
-pub const EXPORT: &str = "list-users";
+/// The example's exports.
+pub const EXPORTS: [&str; 3] = ["list-users", "create-natural-user", "list-users-own-client"];
 
 /// The `.wac` document shipped with the example.
 pub fn wac_file() -> PathBuf {
@@ -58,14 +58,15 @@ pub fn composed_wasm() -> &'static Path {
     })
 }
 
-/// A compiled component whose world imports only WASI 0.2 and wasi:http, and exports
-/// `list-users: func(per-page: u32) -> result<string, string>` at the top level.
+/// A compiled component whose world imports only WASI 0.2 and wasi:http, and exports the
+/// example's functions at the top level.
 pub struct ListUsersHost {
     engine: Engine,
     pre: wasmtime::component::InstancePre<State>,
 }
 
-type ListUsersFn = TypedFunc<(u32,), (Result<String, String>,)>;
+type PageFn = TypedFunc<(u32,), (Result<String, String>,)>;
+type CreateFn = TypedFunc<(String, String), (Result<String, String>,)>;
 
 impl ListUsersHost {
     /// Compiles `wasm` and links it against WASI and wasi:http only: linking fails if the
@@ -94,23 +95,43 @@ impl ListUsersHost {
         }
         let mut store = Store::new(&self.engine, State::new(wasi.build()));
         let instance = self.pre.instantiate(&mut store)?;
-        let func =
-            instance.get_typed_func::<(u32,), (Result<String, String>,)>(&mut store, EXPORT)?;
-        Ok(ListUsers { store, func })
+        let [list, create, own] = EXPORTS;
+        Ok(ListUsers {
+            list: instance.get_typed_func(&mut store, list)?,
+            create: instance.get_typed_func(&mut store, create)?,
+            own_client: instance.get_typed_func(&mut store, own)?,
+            store,
+        })
     }
 }
 
 /// One instance of a composed component.
 pub struct ListUsers {
     store: Store<State>,
-    func: ListUsersFn,
+    list: PageFn,
+    create: CreateFn,
+    own_client: PageFn,
 }
 
+/// The outer error is a trap; the inner one the component's answer.
 impl ListUsers {
-    /// Calls the exported `list-users`. The outer error is a trap; the inner one the
-    /// component's answer.
     pub fn list_users(&mut self, per_page: u32) -> wasmtime::Result<Result<String, String>> {
-        let (result,) = self.func.call(&mut self.store, (per_page,))?;
-        Ok(result)
+        Ok(self.list.call(&mut self.store, (per_page,))?.0)
+    }
+
+    pub fn create_natural_user(
+        &mut self,
+        user: &str,
+        idempotency_key: &str,
+    ) -> wasmtime::Result<Result<String, String>> {
+        let args = (user.to_owned(), idempotency_key.to_owned());
+        Ok(self.create.call(&mut self.store, args)?.0)
+    }
+
+    pub fn list_users_own_client(
+        &mut self,
+        per_page: u32,
+    ) -> wasmtime::Result<Result<String, String>> {
+        Ok(self.own_client.call(&mut self.store, (per_page,))?.0)
     }
 }

@@ -23,9 +23,9 @@ pub mod bindings {
 }
 
 pub use bindings::exports::mangopay::auth::auth::{
-    ApiError, AuthStatus, Config, CoolDown, Environment, Error, HttpRequest, HttpResponse,
-    OauthError, ResponseVerdict, RetryPolicy, StoreHealth, Timeouts, Token, TokenResponseProblem,
-    TokenSource, TransportError, TransportKind, UnexpectedResponse,
+    ApiError, ApiRequest, ApiResponse, AuthStatus, Config, CoolDown, Environment, Error,
+    HttpRequest, HttpResponse, OauthError, ResponseVerdict, RetryPolicy, StoreHealth, Timeouts,
+    Token, TokenResponseProblem, TokenSource, TransportError, TransportKind, UnexpectedResponse,
 };
 
 /// The per-store host state: WASI, wasi:http and their resource table.
@@ -241,6 +241,34 @@ impl Instance {
             .call_token_status(&mut self.store, client)
     }
 
+    pub fn send(
+        &mut self,
+        client: ResourceAny,
+        request: &ApiRequest,
+    ) -> wasmtime::Result<Result<ApiResponse, Error>> {
+        self.api
+            .mangopay_auth_auth()
+            .client()
+            .call_send(&mut self.store, client, request)
+    }
+
+    pub fn base_url(&mut self, client: ResourceAny) -> wasmtime::Result<String> {
+        self.api
+            .mangopay_auth_auth()
+            .client()
+            .call_base_url(&mut self.store, client)
+    }
+
+    /// `send` of the default (environment-configured) client.
+    pub fn default_send(
+        &mut self,
+        request: &ApiRequest,
+    ) -> wasmtime::Result<Result<ApiResponse, Error>> {
+        self.api
+            .mangopay_auth_auth()
+            .call_send(&mut self.store, request)
+    }
+
     /// `token-status` of the default (environment-configured) client.
     pub fn default_token_status(&mut self) -> wasmtime::Result<Result<AuthStatus, Error>> {
         self.api
@@ -265,6 +293,17 @@ impl Instance {
             .call_authorize_request(&mut self.store, request)
     }
 
+    /// `check-response` of the default (environment-configured) client.
+    pub fn default_check_response(
+        &mut self,
+        request: &HttpRequest,
+        response: &HttpResponse,
+    ) -> wasmtime::Result<ResponseVerdict> {
+        self.api
+            .mangopay_auth_auth()
+            .call_check_response(&mut self.store, request, response)
+    }
+
     /// Everything the component wrote to stdout and stderr.
     pub fn output(&self) -> String {
         let mut text = String::from_utf8_lossy(&self.stdout.contents()).into_owned();
@@ -284,5 +323,6 @@ pub fn config(client_id: &str, api_key: &str, base_url: &str) -> Config {
         timeouts: None,
         retry: None,
         cool_down: None,
+        max_response_bytes: None,
     }
 }

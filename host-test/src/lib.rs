@@ -8,7 +8,9 @@ pub mod fixture;
 pub mod host;
 pub mod http_client;
 pub mod inject;
+pub mod keyvalue;
 pub mod mock;
+pub mod serve;
 pub mod store;
 
 use std::path::Path;

@@ -89,6 +89,8 @@ struct MockState {
     locked: bool,
     tokens: HashMap<String, Issued>,
     canned: VecDeque<Canned>,
+    /// Served to the next API requests, before any check.
+    api_canned: VecDeque<Canned>,
     requests: Vec<RecordedRequest>,
     rejected_api_calls: usize,
 }
@@ -166,6 +168,16 @@ impl MockMangopay {
         self.state().canned.push_back(answer);
     }
 
+    /// Serves `answer` to the next API request, before any check.
+    pub fn push_api_canned(&self, answer: Canned) {
+        self.state().api_canned.push_back(answer);
+    }
+
+    /// Revokes every token issued so far: the API refuses them from now on.
+    pub fn revoke_tokens(&self) {
+        self.state().tokens.clear();
+    }
+
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.state().requests.clone()
     }
@@ -233,6 +245,8 @@ async fn handle(
         let mut state = state.lock().expect("mock state");
         let reply = if recorded.path == TOKEN_PATH {
             token_endpoint(&mut state, &clock, &recorded)
+        } else if let Some(canned) = state.api_canned.pop_front() {
+            (canned_reply(canned.clone()), canned.delivery)
         } else {
             (api_endpoint(&mut state, &clock, &recorded), Delivery::Whole)
         };
@@ -328,14 +342,19 @@ fn token_endpoint(
     req: &RecordedRequest,
 ) -> (Reply, Delivery) {
     if let Some(canned) = state.canned.pop_front() {
-        let mut answer = reply(canned.status, canned.content_type, canned.body);
-        for (name, value) in canned.headers {
-            let value = value.parse().expect("a valid header value");
-            answer.headers_mut().insert(name, value);
-        }
-        return (answer, canned.delivery);
+        let delivery = canned.delivery;
+        return (canned_reply(canned), delivery);
     }
     (token_answer(state, clock, req), Delivery::Whole)
+}
+
+fn canned_reply(canned: Canned) -> Reply {
+    let mut answer = reply(canned.status, canned.content_type, canned.body);
+    for (name, value) in canned.headers {
+        let value = value.parse().expect("a valid header value");
+        answer.headers_mut().insert(name, value);
+    }
+    answer
 }
 
 fn token_answer(state: &mut MockState, clock: &VirtualClock, req: &RecordedRequest) -> Reply {
@@ -384,14 +403,17 @@ fn basic_client(state: &MockState, authorization: Option<&str>) -> Option<String
     (state.accounts.get(id).map(String::as_str) == Some(key)).then(|| id.to_owned())
 }
 
-/// `GET /v2.01/{ClientId}/users`: only with a live token issued to that client.
+/// `GET /v2.01/{ClientId}/users` and `POST /v2.01/{ClientId}/users/natural` (answered 201
+/// with the request's body): only with a live token issued to that client.
 fn api_endpoint(state: &mut MockState, clock: &VirtualClock, req: &RecordedRequest) -> Reply {
-    let Some(client_id) = req
-        .path
-        .strip_prefix("/v2.01/")
-        .and_then(|rest| rest.split('?').next())
-        .and_then(|path| path.strip_suffix("/users"))
-    else {
+    let path = req.path.split('?').next().unwrap_or_default();
+    let rest = path.strip_prefix("/v2.01/");
+    let route = match req.method.as_str() {
+        "GET" => rest.and_then(|p| p.strip_suffix("/users")),
+        "POST" => rest.and_then(|p| p.strip_suffix("/users/natural")),
+        _ => None,
+    };
+    let Some(client_id) = route else {
         return json(404, r#"{"Message":"Not found","Type":"not_found"}"#.into());
     };
     let live = req
@@ -402,6 +424,9 @@ fn api_endpoint(state: &mut MockState, clock: &VirtualClock, req: &RecordedReque
     if !live {
         state.rejected_api_calls += 1;
         return invalid_credentials(clock);
+    }
+    if req.method == "POST" {
+        return reply(201, "application/json; charset=utf-8", req.body.clone());
     }
     json(200, r#"[{"Id":"user_1","FirstName":"Ada"}]"#.into())
 }

@@ -87,6 +87,45 @@ impl HostStore for MapStore {
     }
 }
 
+/// A map store whose writes of token entries fail with a text made from what it was given,
+/// as a careless store's error messages echo keys and values.
+pub struct EchoingStore {
+    inner: MapStore,
+    echo: fn(&str, &[u8]) -> String,
+}
+
+impl EchoingStore {
+    pub fn new(clock: VirtualClock, echo: fn(&str, &[u8]) -> String) -> EchoingStore {
+        EchoingStore {
+            inner: MapStore::new(clock),
+            echo,
+        }
+    }
+}
+
+impl HostStore for EchoingStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.inner.get(key)
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, String> {
+        if key.contains("/token/") {
+            return Err((self.echo)(key, value));
+        }
+        self.inner.compare_and_swap(key, expected, value, ttl)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), String> {
+        self.inner.delete(key)
+    }
+}
+
 /// Redis, one short connection per operation so that a restarted server is picked up at once.
 /// Entries expire on Redis's own (real) clock; the component checks expiry itself.
 pub struct RedisStore {

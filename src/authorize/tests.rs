@@ -110,3 +110,206 @@ fn check_response_reads_401s() {
     assert_eq!(client.get_token().expect("kept").access_token, "t2");
     assert_eq!(transport.sent(), 2);
 }
+
+#[test]
+fn fragments_and_bytes_outside_visible_ascii_are_refused_anywhere_in_the_url() {
+    let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+    let client = client(&transport, &clock);
+    transport.answer(200, &token_body("tok", 1200));
+    let refused = [
+        format!("{BASE}/v2.01/x#\r\nX-Injected: 1"),
+        format!("{BASE}/v2.01/x#a\0b"),
+        format!("{BASE}/v2.01/x#section"),
+        format!("{BASE}/v2.01/x?q=a b"),
+        format!("{BASE}/v2.01/x\t"),
+        format!("{BASE}/v2.01/x\x7f"),
+        format!("{BASE}/v2.01/x\x1b[0m"),
+        format!("{BASE}/v2.01/caf\u{e9}"),
+        format!("{BASE}#"),
+    ];
+    for url in &refused {
+        let got = client.authorize_request(request(url, &[]));
+        assert!(
+            matches!(got, Err(Error::InvalidRequest(_))),
+            "{url:?}: {got:?}"
+        );
+    }
+    assert_eq!(transport.sent(), 0, "refused before any token request");
+    // The same on the cached path, once a token is held.
+    client
+        .authorize_request(request(&format!("{BASE}/v2.01/x"), &[]))
+        .expect("authorized");
+    for url in &refused {
+        let got = client.authorize_request(request(url, &[]));
+        assert!(
+            matches!(got, Err(Error::InvalidRequest(_))),
+            "{url:?}: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn header_values_with_any_control_byte_but_tab_are_refused() {
+    let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+    let client = client(&transport, &clock);
+    transport.answer(200, &token_body("tok", 1200));
+    let url = format!("{BASE}/v2.01/x");
+    for byte in (0u8..0x20).chain([0x7f]).filter(|b| *b != b'\t') {
+        let value = format!("a{}b", char::from(byte));
+        let got = client.authorize_request(request(&url, &[("X-Note", &value)]));
+        assert!(
+            matches!(got, Err(Error::InvalidRequest(_))),
+            "{byte:#04x}: {got:?}"
+        );
+    }
+    assert_eq!(transport.sent(), 0);
+    for fine in ["a\tb", "caf\u{e9}", "", " spaced ", "!~"] {
+        let authorized = client
+            .authorize_request(request(&url, &[("X-Note", fine)]))
+            .expect("a field value");
+        assert_eq!(
+            authorized.headers.first(),
+            Some(&("X-Note".into(), fine.into()))
+        );
+    }
+}
+
+#[test]
+fn a_host_header_must_name_the_urls_authority() {
+    let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+    let client = client(&transport, &clock);
+    transport.answer(200, &token_body("tok", 1200));
+    let url = format!("{BASE}/v2.01/x");
+    for same in [
+        "api.sandbox.mangopay.com",
+        "API.Sandbox.Mangopay.COM",
+        "api.sandbox.mangopay.com:443",
+        " api.sandbox.mangopay.com\t",
+    ] {
+        for name in ["Host", "host", "HOST"] {
+            let authorized = client
+                .authorize_request(request(&url, &[(name, same)]))
+                .expect("the URL's own authority");
+            assert_eq!(
+                authorized.headers.first(),
+                Some(&(name.into(), same.into()))
+            );
+        }
+    }
+    for other in [
+        "evil.example",
+        "api.sandbox.mangopay.com:444",
+        "api.sandbox.mangopay.com:80",
+        "api.sandbox.mangopay.com.evil.example",
+        "api.mangopay.com",
+        "user@api.sandbox.mangopay.com",
+        "api.sandbox.mangopay.com:0",
+        "api.sandbox.mangopay.com/x",
+        "",
+        "127.0.0.1",
+    ] {
+        let got = client.authorize_request(request(&url, &[("hOsT", other)]));
+        assert!(
+            matches!(got, Err(Error::InvalidRequest(_))),
+            "{other:?}: {got:?}"
+        );
+    }
+    let twice = [
+        ("Host", "api.sandbox.mangopay.com"),
+        ("host", "api.sandbox.mangopay.com"),
+    ];
+    let got = client.authorize_request(request(&url, &twice));
+    assert!(matches!(got, Err(Error::InvalidRequest(_))), "{got:?}");
+}
+
+#[test]
+fn the_shared_checks_are_usable_on_their_own() {
+    let settings = crate::config::Settings::new(config()).expect("valid");
+    let headers = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(check_method("PATCH"), Ok(()));
+    assert!(check_method("GET /").is_err());
+    let host = headers(&[("Host", "api.sandbox.mangopay.com")]);
+    assert_eq!(check_headers(&host, &settings.base), Ok(()));
+    let other = crate::origin::Origin::parse_base("https://api.mangopay.com").expect("valid");
+    assert!(check_headers(&host, &other).is_err());
+    assert!(is_field_value("a\tb\u{e9}"));
+    assert!(!is_field_value("a\x0bb"));
+    assert_eq!(check_url(&format!("{BASE}/v2.01/x"), &settings), Ok(()));
+    assert!(matches!(
+        check_url("https://evil.example/", &settings),
+        Err(Error::ForeignHost(_))
+    ));
+}
+
+#[test]
+fn only_a_rejection_of_the_held_token_drops_it() {
+    let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+    let client = client(&transport, &clock);
+    transport.script(vec![
+        answer(200, &token_body("held-token", 1200)),
+        answer(200, &token_body("renewed-token", 1200)),
+    ]);
+    let url = format!("{BASE}/v2.01/my-client/users");
+    client
+        .authorize_request(request(&url, &[]))
+        .expect("authorized");
+    let not_ours = [
+        request(&url, &[]),
+        request(&url, &[("Authorization", "Bearer another-token")]),
+        request(&url, &[("Authorization", "Basic aGVsZC10b2tlbg==")]),
+        request(&url, &[("Authorization", "Bearer ")]),
+        request(&url, &[("X-Token", "Bearer held-token")]),
+    ];
+    for sent in &not_ours {
+        let verdict = client.check_response(sent, 401, &[], INVALID.as_bytes());
+        assert!(
+            matches!(verdict, Verdict::TokenRejected(Some(_))),
+            "{verdict:?}"
+        );
+        assert_eq!(client.get_token().expect("kept").access_token, "held-token");
+    }
+    assert_eq!(transport.sent(), 1, "nothing dropped, nothing renewed");
+    // The scheme is case-insensitive: this is the held token, refused.
+    let ours = request(&url, &[("authorization", "bearer held-token")]);
+    assert!(matches!(
+        client.check_response(&ours, 401, &[], b""),
+        Verdict::TokenRejected(None)
+    ));
+    assert_eq!(
+        client.get_token().expect("renewed").access_token,
+        "renewed-token"
+    );
+    assert_eq!(transport.sent(), 2);
+}
+
+#[test]
+fn debug_output_of_an_authorized_request_never_shows_the_token() {
+    let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+    let client = client(&transport, &clock);
+    transport.answer(200, &token_body("tok-never-printed", 1200));
+    let authorized = client
+        .authorize_request(request(
+            &format!("{BASE}/v2.01/x"),
+            &[("Proxy-Authorization", "Basic c2VjcmV0"), ("Accept", "*/*")],
+        ))
+        .expect("authorized");
+    let debug = format!("{authorized:?} {authorized:#?}");
+    assert!(!debug.contains("tok-never-printed"), "{debug}");
+    assert!(!debug.contains("c2VjcmV0"), "{debug}");
+    assert!(debug.contains("Accept") && debug.contains("*/*"), "{debug}");
+    let token = client.get_token().expect("token");
+    let debug = format!("{token:?} {token:#?}");
+    assert!(!debug.contains("tok-never-printed"), "{debug}");
+    let raw = crate::ports::RawResponse {
+        status: 200,
+        body: token_body("tok-never-printed", 1200).into_bytes(),
+        ..Default::default()
+    };
+    let debug = format!("{raw:?}");
+    assert!(!debug.contains("tok-never-printed"), "{debug}");
+}

@@ -207,3 +207,30 @@ fn a_live_token_is_served_through_failed_renewals() {
     let error = client.get_token().expect_err("expired for sending");
     assert!(matches!(error, Error::Transport(_)));
 }
+
+#[test]
+fn transport_error_texts_are_quoted_like_answers() {
+    let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+    let client = client(&transport, &clock);
+    // base64("my-client:my-api-key"), cut short by the proxy that echoes it.
+    let echoes = [
+        "proxy: refused Authorization: Basic bXktY2xpZW50Om15LWFwa…".to_owned(),
+        "key=my-api-key".to_owned(),
+        format!("proxy says {}", "x".repeat(300)),
+    ];
+    for echo in echoes {
+        transport.script(vec![Err(crate::ports::TransportError {
+            kind: crate::ports::TransportKind::Denied,
+            detail: echo.clone(),
+        })]);
+        let Err(Error::Transport(error)) = client.get_token() else {
+            panic!("a transport error for {echo}");
+        };
+        assert_eq!(error.kind, crate::ports::TransportKind::Denied);
+        if echo.contains("proxy says") {
+            assert_eq!(error.detail.chars().count(), crate::redact::EXCERPT_CHARS);
+        } else {
+            assert_eq!(error.detail, crate::redact::WITHHELD, "{echo}");
+        }
+    }
+}

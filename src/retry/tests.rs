@@ -78,3 +78,70 @@ fn jitter_is_in_range_and_varies() {
     assert!(samples.iter().all(|j| (0.0..1.0).contains(j)));
     assert!(samples.iter().any(|j| *j != samples[0]));
 }
+
+#[test]
+fn http_dates_in_the_three_forms() {
+    // RFC 9110 §5.6.7's example: 1994-11-06T08:49:37Z.
+    let at = Some(Duration::from_secs(784_111_777));
+    assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), at);
+    assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), at);
+    assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), at);
+    assert_eq!(parse_http_date("Sun Nov 06 08:49:37 1994"), at);
+    assert_eq!(
+        parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
+        Some(Duration::ZERO)
+    );
+    // Two-digit years: 00–69 are 20xx.
+    assert_eq!(
+        parse_http_date("Saturday, 28-Nov-26 00:00:00 GMT"),
+        Some(Duration::from_secs(1_795_824_000))
+    );
+    assert_eq!(
+        parse_http_date("Tue, 29 Feb 2000 23:59:59 GMT"),
+        Some(Duration::from_secs(951_868_799))
+    );
+    assert_eq!(
+        parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
+        Some(Duration::from_secs(253_402_300_799))
+    );
+}
+
+#[test]
+fn http_dates_that_do_not_exist_or_are_malformed_are_refused() {
+    for bad in [
+        "",
+        "Sun, 06 Nov 1994 08:49:37",
+        "Sun, 06 Nov 1994 08:49:37 UTC",
+        "Sun, 6 Nov 1994 08:49:37 GMT",
+        "Sun, 06 nov 1994 08:49:37 GMT",
+        "sun, 06 Nov 1994 08:49:37 GMT",
+        "Sun,  06 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 94 08:49:37 GMT",
+        "Sun, 06 Nov 1994 8:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49 GMT",
+        "Sunday, 06 Nov 1994 08:49:37 GMT",
+        "Sun, 06-Nov-94 08:49:37 GMT",
+        "Sunday, 06-Nov-1994 08:49:37 GMT",
+        "Sunday, 06-Nov-94T08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994 GMT",
+        "Sun Nov 6 08:49:37 1994",
+        "Sun Nov   6 08:49:37 1994",
+        // Wrong weekday, impossible dates and times, out of range years.
+        "Mon, 06 Nov 1994 08:49:37 GMT",
+        "Monday, 06-Nov-94 08:49:37 GMT",
+        "Mon Nov  6 08:49:37 1994",
+        "Sun, 29 Feb 2026 00:00:00 GMT",
+        "Mon, 29 Feb 2100 00:00:00 GMT",
+        "Tue, 31 Apr 2026 00:00:00 GMT",
+        "Sun, 00 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 24:00:00 GMT",
+        "Sun, 06 Nov 1994 08:60:00 GMT",
+        "Sun, 06 Nov 1994 08:49:60 GMT",
+        "Wed, 31 Dec 1969 23:59:59 GMT",
+        "Sat, 01 Jan 10000 00:00:00 GMT",
+        "Sun, 06 Nov 1994 08:49:37 GMT\u{0}",
+        "Sun, 06 Nov 1994 08:49:3é GMT",
+    ] {
+        assert_eq!(parse_http_date(bad), None, "{bad:?}");
+    }
+}

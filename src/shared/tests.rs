@@ -155,3 +155,246 @@ fn waiters_take_the_leaders_token_or_give_up_in_bounded_time() {
     assert_eq!(transport.sent(), 1);
     assert_eq!(clock.slept(), Duration::from_millis(5275));
 }
+
+fn refused_request(token: &str) -> crate::authorize::HttpRequest {
+    request(
+        &format!("{BASE}/v2.01/my-client/users"),
+        &[("Authorization", &format!("Bearer {token}"))],
+    )
+}
+
+fn stored_token(store: &FakeStore) -> Option<String> {
+    let keys = keys();
+    let value = store.value(&keys.token)?;
+    SharedToken::decode(&value, &keys.id).map(|t| t.access_token.expose().to_owned())
+}
+
+#[test]
+fn a_rejected_token_is_never_served_again_by_any_instance() {
+    let (transport, clock, store) = shared_parts();
+    transport.script(vec![
+        answer(200, &token_body("refused-token", 1200)),
+        answer(200, &token_body("next-token", 1200)),
+    ]);
+    let first = shared_client(&transport, &clock, &store);
+    let second = shared_client(&transport, &clock, &store);
+    assert_eq!(
+        first.get_token().expect("token").access_token,
+        "refused-token"
+    );
+    assert_eq!(
+        second.get_token().expect("token").access_token,
+        "refused-token"
+    );
+    assert_eq!(second.status().source, Some(Source::SharedStore));
+
+    // The API refuses it on the second instance: the store no longer offers it.
+    clock.advance(secs(10));
+    second.check_response(
+        &refused_request("refused-token"),
+        401,
+        &[],
+        INVALID.as_bytes(),
+    );
+    assert_eq!(stored_token(&store), None);
+    let tombstone = store.value(&keys().token).expect("a tombstone");
+    assert!(String::from_utf8_lossy(&tombstone).contains(r#""rejected":true"#));
+
+    // A fresh instance fetches rather than adopt it, and shares what it fetched.
+    let fresh = shared_client(&transport, &clock, &store);
+    assert_eq!(fresh.get_token().expect("token").access_token, "next-token");
+    assert_eq!(fresh.status().source, Some(Source::FreshFetch));
+    assert_eq!(stored_token(&store).as_deref(), Some("next-token"));
+    // The instance that saw the refusal adopts the new one; the first, told of the refusal
+    // too, does the same.
+    assert_eq!(
+        second.get_token().expect("token").access_token,
+        "next-token"
+    );
+    assert_eq!(second.status().source, Some(Source::SharedStore));
+    first.check_response(&refused_request("refused-token"), 401, &[], b"");
+    assert_eq!(first.get_token().expect("token").access_token, "next-token");
+    assert_eq!(stored_token(&store).as_deref(), Some("next-token"), "kept");
+    for _ in 0..10 {
+        let other = shared_client(&transport, &clock, &store);
+        assert_eq!(other.get_token().expect("token").access_token, "next-token");
+    }
+    assert_eq!(transport.sent(), 2);
+}
+
+#[test]
+fn an_instance_never_adopts_a_token_it_saw_rejected() {
+    let (transport, clock, store) = shared_parts();
+    transport.script(vec![
+        answer(200, &token_body("refused-token", 1200)),
+        answer(200, &token_body("next-token", 1200)),
+    ]);
+    let publisher = shared_client(&transport, &clock, &store);
+    publisher.get_token().expect("token");
+    let stale = store.value(&keys().token).expect("published");
+    let client = shared_client(&transport, &clock, &store);
+    client.get_token().expect("adopted");
+    client.check_response(&refused_request("refused-token"), 401, &[], b"");
+    // A writer that missed the refusal puts the refused token back.
+    store.insert(&keys().token, &stale);
+    assert_eq!(
+        client.get_token().expect("token").access_token,
+        "next-token"
+    );
+    assert_eq!(client.status().source, Some(Source::FreshFetch));
+    assert_eq!(
+        stored_token(&store).as_deref(),
+        Some("next-token"),
+        "replaced"
+    );
+}
+
+#[test]
+fn a_late_rejection_keeps_a_token_published_since() {
+    let (transport, clock, store) = shared_parts();
+    transport.script(vec![
+        answer(200, &token_body("old-token", 1200)),
+        answer(200, &token_body("new-token", 1200)),
+    ]);
+    let client = shared_client(&transport, &clock, &store);
+    client.get_token().expect("token");
+    clock.advance(secs(1140));
+    assert_eq!(
+        client.get_token().expect("renewed").access_token,
+        "new-token"
+    );
+    let before = store.value(&keys().token);
+    client.check_response(&refused_request("old-token"), 401, &[], b"");
+    assert_eq!(
+        store.value(&keys().token),
+        before,
+        "compare-and-swap on the exact value"
+    );
+    assert_eq!(client.get_token().expect("kept").access_token, "new-token");
+    assert_eq!(transport.sent(), 2);
+}
+
+#[test]
+fn an_adopted_entry_lives_no_longer_than_its_own_lifetime() {
+    let wall_now_ms = 1_800_000_000_000u64;
+    for (expires_in, far) in [(1200, 10 * 86_400_000), (86_400, 400 * 86_400_000)] {
+        let (transport, clock, store) = shared_parts();
+        transport.answer(200, &token_body("fetched", 1200));
+        let keys = keys();
+        let entry = SharedToken {
+            access_token: Secret::new("far-future".into()),
+            token_type: "bearer".into(),
+            expires_in,
+            expires_at_ms: wall_now_ms + far,
+        };
+        store.insert(&keys.token, entry.encode(&keys.id).expose().as_bytes());
+        let client = shared_client(&transport, &clock, &store);
+        let token = client.get_token().expect("adopted");
+        assert_eq!(token.access_token, "far-future");
+        assert_eq!(token.expires_in_seconds, expires_in);
+        assert_eq!(token.expires_at_unix_seconds, 1_800_000_000 + expires_in);
+        assert_eq!(client.status().expires_in_seconds, Some(expires_in));
+        // Past its refresh point the instance renews, whatever the entry's expiry says.
+        clock.advance(secs(expires_in - 60));
+        store.set_down(true);
+        assert_eq!(client.get_token().expect("fetched").access_token, "fetched");
+        assert_eq!(transport.sent(), 1);
+    }
+    let capped = SharedToken {
+        access_token: Secret::new("t".into()),
+        token_type: "bearer".into(),
+        expires_in: u64::MAX,
+        expires_at_ms: u64::MAX,
+    };
+    assert_eq!(
+        capped.remaining(Duration::ZERO),
+        Duration::from_secs(crate::wire::MAX_EXPIRES_IN)
+    );
+}
+
+/// Part of the token in a stored entry.
+fn token_in(value: &[u8], range: std::ops::Range<usize>) -> String {
+    let text = String::from_utf8_lossy(value);
+    let token = text.split(r#""access_token":""#).nth(1).unwrap_or_default();
+    token.get(range).expect("a token in the entry").to_owned()
+}
+
+/// A store whose failures echo what it was given, as careless error messages do.
+struct EchoingStore {
+    inner: FakeStore,
+    echo: fn(&str, &[u8]) -> String,
+}
+
+impl TokenStore for EchoingStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        if key.contains("/token/") {
+            return Err(StoreError((self.echo)(key, value)));
+        }
+        self.inner.compare_and_swap(key, expected, value, ttl)
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key)
+    }
+}
+
+#[test]
+fn store_error_texts_are_quoted_like_answers() {
+    let token = "c0ffee00c0ffee11c0ffee22c0ffee33";
+    let echoes: [fn(&str, &[u8]) -> String; 4] = [
+        |key, value| format!("ERR cannot SET {key} {}", String::from_utf8_lossy(value)),
+        |_, value| format!("ERR value too large near '{}'", token_in(value, 0..20)),
+        |_, value| format!("ERR near \\u0063{}", token_in(value, 1..18)),
+        |_, _| "ERR\r\nread-only replica".into(),
+    ];
+    for echo in echoes {
+        let (transport, clock, _) = shared_parts();
+        transport.answer(200, &token_body(token, 1200));
+        let store = EchoingStore {
+            inner: FakeStore::default(),
+            echo,
+        };
+        let client = crate::Client::with_store(config(), transport, clock, Box::new(store))
+            .expect("valid config");
+        client.get_token().expect("a token whatever the store says");
+        let status = client.status();
+        assert_eq!(status.store, StoreHealth::Unavailable);
+        let text = status.store_error.expect("the store's words");
+        assert!(
+            !text.contains(&token[..16]) && !text.contains(&token[16..]),
+            "{text}"
+        );
+        assert!(!text.chars().any(char::is_control), "{text}");
+        if text != crate::redact::WITHHELD {
+            assert_eq!(text, "ERR  read-only replica");
+        }
+    }
+}
+
+#[test]
+fn a_token_published_just_before_the_lease_was_won_is_adopted_not_fetched_again() {
+    let (transport, clock, store) = shared_parts();
+    transport.answer(200, &token_body("own", 1200));
+    let client = shared_client(&transport, &clock, &store);
+    let keys = keys();
+    // The previous leader publishes and releases between our first look and our lease.
+    let published = SharedToken {
+        access_token: crate::secret::Secret::new("leaders".into()),
+        token_type: "bearer".into(),
+        expires_in: 1200,
+        expires_at_ms: (1_800_000_000 + 1200) * 1000,
+    };
+    let value = published.encode(&keys.id).expose().as_bytes().to_vec();
+    store.arrive_at(2, &keys.token, value);
+    assert_eq!(client.get_token().expect("token").access_token, "leaders");
+    assert_eq!(transport.sent(), 0);
+    assert_eq!(store.value(&keys.lease), None, "the lease is released");
+}

@@ -1,45 +1,110 @@
 //! The deployable set: every component a user drops into a host, written to `target/dist/`
-//! with its registry metadata.
+//! with its registry metadata. Some are compositions: an adapter plugged into the
+//! `with-token-store` component, so that a platform's `wasi:keyvalue` carries the token store.
 
+use crate::compose;
 use crate::metadata::{self, PackageMetadata};
 use std::path::{Path, PathBuf};
 
-/// A component users deploy, and the crate that builds it.
-pub struct Deployable {
-    /// The cargo package (`cargo build -p <package> --target wasm32-wasip2 --release`).
+/// A component crate: `cargo build -p <package> --target wasm32-wasip2 --release` writes
+/// `<lib>.wasm`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Crate {
     pub package: &'static str,
-    /// Its library name: cargo writes `<lib>.wasm`.
     pub lib: &'static str,
+}
+
+/// A component users deploy: a crate's component, or an adapter's exports plugged into one.
+pub struct Deployable {
+    /// The component exporting `mangopay:auth/auth`.
+    pub component: Crate,
+    /// An adapter whose exports satisfy the component's matching imports (`wac plug`).
+    pub adapter: Option<Crate>,
     /// The file name in `target/dist/`.
     pub file: &'static str,
 }
 
+pub const STANDALONE: Crate = Crate {
+    package: "mangopay-auth-standalone",
+    lib: "mangopay_auth_standalone",
+};
+pub const WITH_TOKEN_STORE: Crate = Crate {
+    package: "mangopay-auth-with-token-store",
+    lib: "mangopay_auth_with_token_store",
+};
+/// Spin: `wasi:keyvalue@0.2.0-draft2`, settings from Spin variables (`wasi:config`).
+pub const KEYVALUE_DRAFT2: Crate = Crate {
+    package: "mangopay-auth-keyvalue-draft2",
+    lib: "mangopay_auth_keyvalue_draft2",
+};
+/// wasmCloud: `wasi:keyvalue@0.2.0-draft`.
+pub const KEYVALUE_DRAFT: Crate = Crate {
+    package: "mangopay-auth-keyvalue-draft",
+    lib: "mangopay_auth_keyvalue_draft",
+};
+
 pub const DEPLOYABLES: &[Deployable] = &[
     Deployable {
-        package: "mangopay-auth-standalone",
-        lib: "mangopay_auth_standalone",
+        component: STANDALONE,
+        adapter: None,
         file: "mangopay-auth.wasm",
     },
     Deployable {
-        package: "mangopay-auth-with-token-store",
-        lib: "mangopay_auth_with_token_store",
+        component: WITH_TOKEN_STORE,
+        adapter: None,
         file: "mangopay-auth-with-token-store.wasm",
+    },
+    Deployable {
+        component: WITH_TOKEN_STORE,
+        adapter: Some(KEYVALUE_DRAFT2),
+        file: "mangopay-auth-keyvalue-draft2.wasm",
+    },
+    Deployable {
+        component: WITH_TOKEN_STORE,
+        adapter: Some(KEYVALUE_DRAFT),
+        file: "mangopay-auth-keyvalue-draft.wasm",
     },
 ];
 
+/// Every crate the deployables are made of, each once, in build order.
+pub fn crates() -> Vec<Crate> {
+    let mut crates: Vec<Crate> = Vec::new();
+    for deployable in DEPLOYABLES {
+        for krate in std::iter::once(deployable.component).chain(deployable.adapter) {
+            if !crates.contains(&krate) {
+                crates.push(krate);
+            }
+        }
+    }
+    crates
+}
+
+/// The `with-token-store` component with a keyvalue adapter plugged into its `token-store`
+/// import (and, for Spin's adapter, its `wasi:cli/environment` import): what `dist` writes
+/// for the keyvalue deployables, before metadata.
+pub fn compose_keyvalue(adapter: &Path, auth_with_store: &Path) -> Result<Vec<u8>, String> {
+    compose::plug(
+        ("mangopay:keyvalue-adapter", adapter),
+        ("mangopay:auth", auth_with_store),
+    )
+}
+
 /// Writes every deployable to `out` with `metadata`; `built` gives the `.wasm` cargo built for
-/// one. Returns the files written.
+/// a crate. Returns the files written.
 pub fn write(
     out: &Path,
-    built: impl Fn(&Deployable) -> PathBuf,
+    built: impl Fn(&Crate) -> PathBuf,
     metadata: &PackageMetadata,
 ) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     DEPLOYABLES
         .iter()
         .map(|deployable| {
-            let wasm = built(deployable);
-            let bytes = std::fs::read(&wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
+            let wasm = built(&deployable.component);
+            let bytes = match &deployable.adapter {
+                None => std::fs::read(&wasm).map_err(|e| format!("{}: {e}", wasm.display()))?,
+                Some(adapter) => compose_keyvalue(&built(adapter), &wasm)?,
+            };
             let path = out.join(deployable.file);
             let with_metadata = metadata::add_metadata(&bytes, metadata)?;
             std::fs::write(&path, with_metadata).map_err(|e| format!("{}: {e}", path.display()))?;

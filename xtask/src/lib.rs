@@ -6,6 +6,7 @@
 pub mod compose;
 pub mod dist;
 pub mod metadata;
+pub mod optimize;
 
 use std::path::{Path, PathBuf};
 

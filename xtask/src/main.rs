@@ -1,18 +1,21 @@
 //! `cargo xtask <command>` (an alias in `.cargo/config.toml`):
 //!
-//! - `dist [--source <URL>]`: builds every deployable component with
-//!   `cargo build -p <package> --target wasm32-wasip2 --release` and writes it to
-//!   `target/dist/` with its registry metadata.
+//! - `dist [--source <URL>]`: builds every component crate with
+//!   `cargo build -p <package> --target wasm32-wasip2 --release`, optimises each for size
+//!   into `target/optimized/` (`optimize`: `jco opt` when Node.js and `jco/node_modules` are
+//!   there, skipped with a message otherwise), composes the keyvalue adapters into the
+//!   `with-token-store` component, and writes every deployable to `target/dist/` with its
+//!   registry metadata.
 //! - `package --source <URL> [--registry <host/prefix>]`: `dist`, then the publishable
 //!   `target/package/mangopay-auth@<version>.wasm` and the `wkg oci push` command that
 //!   publishes it with matching OCI annotations (`wkg publish` 0.16.1 refuses a cargo-built
 //!   component: see docs/running-elsewhere.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use xtask::dist::{self, DEPLOYABLES};
 use xtask::metadata::{self, PackageMetadata};
 use xtask::workspace;
+use xtask::{dist, optimize};
 
 const USAGE: &str = "usage: cargo xtask dist [--source <URL>] | cargo xtask package --source <URL> [--registry <host/prefix>]";
 
@@ -57,21 +60,42 @@ fn run() -> Result<(), String> {
 
 fn dist_all(metadata: &PackageMetadata) -> Result<Vec<PathBuf>, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    for deployable in DEPLOYABLES {
+    for krate in dist::crates() {
         let status = Command::new(&cargo)
             .current_dir(workspace())
             .args(["build", "--release", "--target", "wasm32-wasip2", "-p"])
-            .arg(deployable.package)
+            .arg(krate.package)
             .status()
             .map_err(|e| format!("cargo: {e}"))?;
         if !status.success() {
-            return Err(format!("building {} failed", deployable.package));
+            return Err(format!("building {} failed", krate.package));
         }
     }
     let release = workspace().join("target/wasm32-wasip2/release");
+    // The deployables are made of the optimised builds (compositions too).
+    let optimized = xtask::target_dir("optimized")?;
+    let jco = optimize::jco()
+        .inspect_err(|why| {
+            eprintln!("jco opt (wasm-opt) SKIPPED: {why}; the components are not size-optimised")
+        })
+        .ok();
+    for krate in dist::crates() {
+        let built = release.join(format!("{}.wasm", krate.lib));
+        let output = optimized.join(format!("{}.wasm", krate.lib));
+        optimize::component(&built, &output, jco.as_deref())?;
+        let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+        println!(
+            "{}: {} -> {} bytes ({}{} dropped)",
+            krate.lib,
+            size(&built),
+            size(&output),
+            if jco.is_some() { "jco opt -Oz, " } else { "" },
+            optimize::DROPPED_SECTION
+        );
+    }
     let written = dist::write(
         &workspace().join("target/dist"),
-        |d| release.join(format!("{}.wasm", d.lib)),
+        |krate| optimized.join(format!("{}.wasm", krate.lib)),
         metadata,
     )?;
     for path in &written {

@@ -58,6 +58,7 @@ impl From<wit::Config> for core::ClientConfig {
             timeouts: c.timeouts.map(Into::into),
             retry: c.retry.map(Into::into),
             cool_down: c.cool_down.map(Into::into),
+            max_response_bytes: c.max_response_bytes,
         }
     }
 }
@@ -78,6 +79,28 @@ impl From<core::HttpRequest> for wit::HttpRequest {
             method: r.method,
             url: r.url,
             headers: r.headers,
+        }
+    }
+}
+
+impl From<wit::ApiRequest> for core::ApiRequest {
+    fn from(r: wit::ApiRequest) -> Self {
+        core::ApiRequest {
+            method: r.method,
+            path: r.path,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+impl From<core::ApiResponse> for wit::ApiResponse {
+    fn from(r: core::ApiResponse) -> Self {
+        wit::ApiResponse {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+            verdict: r.verdict.into(),
         }
     }
 }
@@ -215,6 +238,7 @@ impl From<core::Error> for wit::Error {
                 excerpt: e.excerpt,
                 retry_in_seconds: seconds(e.retry_in),
             }),
+            E::ResponseTooLarge(cap) => wit::Error::ResponseTooLarge(cap),
         }
     }
 }

@@ -24,8 +24,8 @@ pub mod bindings {
 }
 
 use bindings::exports::mangopay::auth::auth::{
-    self as wit, AuthStatus, Config, Error, Guest, GuestClient, HttpRequest, HttpResponse,
-    ResponseVerdict, Token,
+    self as wit, ApiRequest, ApiResponse, AuthStatus, Config, Error, Guest, GuestClient,
+    HttpRequest, HttpResponse, ResponseVerdict, Token,
 };
 use clock::HostClock;
 use mangopay_auth::{Client, ClientConfig};
@@ -99,6 +99,14 @@ impl<W: World> Guest for Component<W> {
     fn token_status() -> Result<AuthStatus, Error> {
         Ok(default_client::<W>()?.status().into())
     }
+
+    fn send(request: ApiRequest) -> Result<ApiResponse, Error> {
+        Ok(default_client::<W>()?.send(request.into())?.into())
+    }
+
+    fn base_url() -> Result<String, Error> {
+        Ok(default_client::<W>()?.base_url().to_owned())
+    }
 }
 
 impl<W: World> GuestClient for AuthClient<W> {
@@ -124,6 +132,14 @@ impl<W: World> GuestClient for AuthClient<W> {
 
     fn token_status(&self) -> AuthStatus {
         self.client.status().into()
+    }
+
+    fn send(&self, request: ApiRequest) -> Result<ApiResponse, Error> {
+        Ok(self.client.send(request.into())?.into())
+    }
+
+    fn base_url(&self) -> String {
+        self.client.base_url().to_owned()
     }
 }
 

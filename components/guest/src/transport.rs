@@ -1,10 +1,14 @@
-//! The wasi:http adapter: one token request over `wasi:http/outgoing-handler`, with all three
-//! request-option timeouts set and the body read up to `BODY_CAP`. The component also keeps deadlines of its own
-//! (connect + first byte for the head, between-bytes for the whole body) on the host's real
-//! timers, so a host that ignores the options, or a server that drips a byte at a time, cannot
+//! The wasi:http adapter: token requests and API calls over `wasi:http/outgoing-handler`, with
+//! all three request-option timeouts set and the answer's body read up to a cap. The
+//! component also keeps deadlines of its own (connect + first byte for the head,
+//! between-bytes for the whole body) on the host's real timers, so a host that ignores the options, or a server that drips a byte at a time, cannot
 //! hold a call forever.
 
-use mangopay_auth::{RawResponse, TokenRequest, Transport, TransportError, TransportKind};
+use mangopay_auth::config::Timeouts;
+use mangopay_auth::origin::Origin;
+use mangopay_auth::{
+    ApiAnswer, ApiCall, RawResponse, TokenRequest, Transport, TransportError, TransportKind,
+};
 use std::time::Duration;
 use wasip2::clocks::monotonic_clock;
 use wasip2::http::outgoing_handler;
@@ -16,38 +20,120 @@ use wasip2::io::poll::{self, Pollable};
 use wasip2::io::streams::StreamError;
 
 /// The most of a token-endpoint body the component reads (a token answer is ~100 bytes).
-const BODY_CAP: usize = 64 * 1024;
+const TOKEN_BODY_CAP: usize = 64 * 1024;
+
+/// The most one blocking write may carry (wasi:io `blocking-write-and-flush`).
+const WRITE_CHUNK: usize = 4096;
 
 pub(crate) struct WasiHttp;
 
 impl Transport for WasiHttp {
     fn post_token(&self, request: &TokenRequest<'_>) -> Result<RawResponse, TransportError> {
-        let response = send(request)?;
-        let status = response.status();
-        let body_deadline = deadline(request.timeouts.between_bytes);
-        let retry_after = response
-            .headers()
-            .get(&"retry-after".to_owned())
-            .first()
-            .map(|value| String::from_utf8_lossy(value).into_owned());
-        let (body, truncated) = read_body(response, &body_deadline)?;
+        let headers = request
+            .headers
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.as_bytes().to_vec()))
+            .collect();
+        let answer = exchange(&Exchange {
+            origin: request.origin,
+            method: Method::Post,
+            path: request.path,
+            headers,
+            body: Some(request.body.as_bytes()),
+            timeouts: request.timeouts,
+            body_cap: TOKEN_BODY_CAP,
+        })?;
+        let retry_after = answer
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("retry-after"))
+            .map(|(_, value)| String::from_utf8_lossy(value).into_owned());
         Ok(RawResponse {
-            status,
+            status: answer.status,
             retry_after,
-            body,
-            truncated,
+            body: answer.body,
+            truncated: answer.truncated,
+        })
+    }
+
+    fn send(&self, call: &ApiCall<'_>) -> Result<ApiAnswer, TransportError> {
+        let headers = call
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), value.as_bytes().to_vec()))
+            .collect();
+        let answer = exchange(&Exchange {
+            origin: call.origin,
+            method: method(call.method),
+            path: call.path,
+            headers,
+            body: call.body,
+            timeouts: call.timeouts,
+            body_cap: call.body_cap,
+        })?;
+        Ok(ApiAnswer {
+            status: answer.status,
+            headers: answer
+                .headers
+                .into_iter()
+                .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+                .collect(),
+            body: answer.body,
+            truncated: answer.truncated,
         })
     }
 }
 
-fn send(request: &TokenRequest<'_>) -> Result<IncomingResponse, TransportError> {
-    let entries: Vec<(String, Vec<u8>)> = request
-        .headers
-        .iter()
-        .map(|(name, value)| ((*name).to_owned(), value.as_bytes().to_vec()))
-        .collect();
-    let fields =
-        Fields::from_list(&entries).map_err(|_| other("the host refused the request headers"))?;
+/// One request over wasi:http, token request or API call alike.
+struct Exchange<'a> {
+    origin: &'a Origin,
+    method: Method,
+    path: &'a str,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Option<&'a [u8]>,
+    timeouts: Timeouts,
+    body_cap: usize,
+}
+
+/// An answer as read: at most `body_cap` bytes of body, and whether there was more.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+    truncated: bool,
+}
+
+fn method(name: &str) -> Method {
+    match name.to_ascii_uppercase().as_str() {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "PATCH" => Method::Patch,
+        "OPTIONS" => Method::Options,
+        _ => Method::Other(name.to_owned()),
+    }
+}
+
+fn exchange(request: &Exchange<'_>) -> Result<Answer, TransportError> {
+    let response = start(request)?;
+    let status = response.status();
+    let headers = response.headers().entries();
+    let body_deadline = deadline(request.timeouts.between_bytes);
+    let (body, truncated) = read_body(response, request.body_cap, &body_deadline)?;
+    Ok(Answer {
+        status,
+        headers,
+        body,
+        truncated,
+    })
+}
+
+/// Sends the request and waits for the answer's head.
+fn start(request: &Exchange<'_>) -> Result<IncomingResponse, TransportError> {
+    let fields = Fields::from_list(&request.headers)
+        .map_err(|_| other("the host refused the request headers"))?;
     let outgoing = OutgoingRequest::new(fields);
     let scheme = if request.origin.is_secure() {
         Scheme::Https
@@ -55,7 +141,7 @@ fn send(request: &TokenRequest<'_>) -> Result<IncomingResponse, TransportError> 
         Scheme::Http
     };
     outgoing
-        .set_method(&Method::Post)
+        .set_method(&request.method)
         .and(outgoing.set_scheme(Some(&scheme)))
         .and(outgoing.set_authority(Some(&request.origin.authority())))
         .and(outgoing.set_path_with_query(Some(request.path)))
@@ -77,10 +163,15 @@ fn send(request: &TokenRequest<'_>) -> Result<IncomingResponse, TransportError> 
         .write()
         .map_err(|()| other("the request body stream was already taken"))
         .and_then(|stream| {
-            // The body is 29 bytes, well under the 4096 bytes one blocking write may carry.
-            stream
-                .blocking_write_and_flush(request.body.as_bytes())
-                .map_err(|e| from_stream_error(&e))
+            let bytes = request.body.unwrap_or_default();
+            let written = bytes.chunks(WRITE_CHUNK).try_for_each(|chunk| {
+                stream
+                    .blocking_write_and_flush(chunk)
+                    .map_err(|e| from_stream_error(&e))
+            });
+            // The stream is a child of the body: it goes first.
+            drop(stream);
+            written
         });
     let _ = written.and_then(|()| OutgoingBody::finish(body, None).map_err(from_code));
     wait(
@@ -127,9 +218,10 @@ fn wait(
     }
 }
 
-/// Reads at most `BODY_CAP` bytes before `deadline`; the flag says whether more was there.
+/// Reads at most `cap` bytes before `deadline`; the flag says whether more was there.
 fn read_body(
     response: IncomingResponse,
+    cap: usize,
     deadline: &Pollable,
 ) -> Result<(Vec<u8>, bool), TransportError> {
     let body = response
@@ -142,7 +234,7 @@ fn read_body(
     let mut bytes = Vec::new();
     let mut truncated = false;
     loop {
-        let want = (BODY_CAP + 1 - bytes.len()).min(16 * 1024) as u64;
+        let want = (cap.saturating_add(1) - bytes.len()).min(64 * 1024) as u64;
         match stream.read(want) {
             Ok(chunk) if chunk.is_empty() => {
                 if !wait_for(&readable, deadline) {
@@ -164,8 +256,8 @@ fn read_body(
                 });
             }
         }
-        if bytes.len() > BODY_CAP {
-            bytes.truncate(BODY_CAP);
+        if bytes.len() > cap {
+            bytes.truncate(cap);
             truncated = true;
             break;
         }
@@ -200,28 +292,81 @@ fn from_stream_error(error: &StreamError) -> TransportError {
     }
 }
 
+/// The error kind, and as detail the case's WIT name with its text payload if any
+/// (`dns-error: NXDOMAIN`), a stable text whatever the host; numeric payloads are left out.
 fn from_code(code: ErrorCode) -> TransportError {
     use ErrorCode as E;
-    let kind = match &code {
-        E::DnsTimeout | E::DnsError(_) | E::DestinationNotFound => TransportKind::Dns,
-        E::ConnectionRefused | E::DestinationUnavailable | E::DestinationIpUnroutable => {
-            TransportKind::ConnectionRefused
-        }
-        E::ConnectionTimeout
-        | E::ConnectionReadTimeout
-        | E::ConnectionWriteTimeout
-        | E::HttpResponseTimeout => TransportKind::Timeout,
-        E::TlsProtocolError | E::TlsCertificateError | E::TlsAlertReceived(_) => TransportKind::Tls,
+    use TransportKind as K;
+    let (kind, name, text) = match &code {
+        E::DnsTimeout => (K::Dns, "dns-timeout", None),
+        E::DnsError(p) => (K::Dns, "dns-error", p.rcode.as_deref()),
+        E::DestinationNotFound => (K::Dns, "destination-not-found", None),
+        E::DestinationUnavailable => (K::ConnectionRefused, "destination-unavailable", None),
+        E::DestinationIpProhibited => (K::Denied, "destination-ip-prohibited", None),
+        E::DestinationIpUnroutable => (K::ConnectionRefused, "destination-ip-unroutable", None),
+        E::ConnectionRefused => (K::ConnectionRefused, "connection-refused", None),
         // hyper reports a connection cut mid-answer as a protocol error.
-        E::ConnectionTerminated
-        | E::ConnectionLimitReached
-        | E::HttpResponseIncomplete
-        | E::HttpProtocolError => TransportKind::ConnectionLost,
-        E::HttpRequestDenied | E::DestinationIpProhibited => TransportKind::Denied,
-        _ => TransportKind::Other,
+        E::ConnectionTerminated => (K::ConnectionLost, "connection-terminated", None),
+        E::ConnectionTimeout => (K::Timeout, "connection-timeout", None),
+        E::ConnectionReadTimeout => (K::Timeout, "connection-read-timeout", None),
+        E::ConnectionWriteTimeout => (K::Timeout, "connection-write-timeout", None),
+        E::ConnectionLimitReached => (K::ConnectionLost, "connection-limit-reached", None),
+        E::TlsProtocolError => (K::Tls, "tls-protocol-error", None),
+        E::TlsCertificateError => (K::Tls, "tls-certificate-error", None),
+        E::TlsAlertReceived(p) => (K::Tls, "tls-alert-received", p.alert_message.as_deref()),
+        E::HttpRequestDenied => (K::Denied, "http-request-denied", None),
+        E::HttpRequestLengthRequired => (K::Other, "http-request-length-required", None),
+        E::HttpRequestBodySize(_) => (K::Other, "http-request-body-size", None),
+        E::HttpRequestMethodInvalid => (K::Other, "http-request-method-invalid", None),
+        E::HttpRequestUriInvalid => (K::Other, "http-request-uri-invalid", None),
+        E::HttpRequestUriTooLong => (K::Other, "http-request-uri-too-long", None),
+        E::HttpRequestHeaderSectionSize(_) => (K::Other, "http-request-header-section-size", None),
+        E::HttpRequestHeaderSize(p) => (
+            K::Other,
+            "http-request-header-size",
+            p.as_ref().and_then(|p| p.field_name.as_deref()),
+        ),
+        E::HttpRequestTrailerSectionSize(_) => {
+            (K::Other, "http-request-trailer-section-size", None)
+        }
+        E::HttpRequestTrailerSize(p) => (
+            K::Other,
+            "http-request-trailer-size",
+            p.field_name.as_deref(),
+        ),
+        E::HttpResponseIncomplete => (K::ConnectionLost, "http-response-incomplete", None),
+        E::HttpResponseHeaderSectionSize(_) => {
+            (K::Other, "http-response-header-section-size", None)
+        }
+        E::HttpResponseHeaderSize(p) => (
+            K::Other,
+            "http-response-header-size",
+            p.field_name.as_deref(),
+        ),
+        E::HttpResponseBodySize(_) => (K::Other, "http-response-body-size", None),
+        E::HttpResponseTrailerSectionSize(_) => {
+            (K::Other, "http-response-trailer-section-size", None)
+        }
+        E::HttpResponseTrailerSize(p) => (
+            K::Other,
+            "http-response-trailer-size",
+            p.field_name.as_deref(),
+        ),
+        E::HttpResponseTransferCoding(t) => {
+            (K::Other, "http-response-transfer-coding", t.as_deref())
+        }
+        E::HttpResponseContentCoding(t) => (K::Other, "http-response-content-coding", t.as_deref()),
+        E::HttpResponseTimeout => (K::Timeout, "http-response-timeout", None),
+        E::HttpUpgradeFailed => (K::Other, "http-upgrade-failed", None),
+        E::HttpProtocolError => (K::ConnectionLost, "http-protocol-error", None),
+        E::LoopDetected => (K::Other, "loop-detected", None),
+        E::ConfigurationError => (K::Other, "configuration-error", None),
+        E::InternalError(t) => (K::Other, "internal-error", t.as_deref()),
     };
-    TransportError {
-        kind,
-        detail: format!("{code:?}"),
+    let mut detail = name.to_owned();
+    if let Some(text) = text {
+        detail.push_str(": ");
+        detail.push_str(text);
     }
+    TransportError { kind, detail }
 }

@@ -1,7 +1,7 @@
-//! An example business component. It imports `mangopay:auth/auth` and exports one function,
-//! `list-users`: authorize `GET /v2.01/{ClientId}/users` with the auth component's default
-//! client, send it over wasi:http (waki), hand the answer to `check-response`, and resend once
-//! if the token was rejected.
+//! An example business component. It imports `mangopay:auth/auth` and calls Mangopay through
+//! it: `list-users` and `create-natural-user` with `send` (the auth component builds the URL,
+//! attaches the token, renews and resends as needed), and `list-users-own-client` with its own
+//! HTTP client (waki) and `authorize-request` / `check-response`.
 //!
 //! Built for `wasm32-wasip2`, it is a component with an unsatisfied `mangopay:auth/auth`
 //! import; composing it with the mangopay-auth component (`compose.wac`) gives a component that
@@ -15,51 +15,47 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use mangopay::auth::auth::{self, HttpRequest, HttpResponse, ResponseVerdict};
+use mangopay::auth::auth::{
+    self, ApiRequest, ApiResponse, HttpRequest, HttpResponse, ResponseVerdict,
+};
 
-/// The base URL the auth component's default client uses, from the same variables it reads:
-/// `MANGOPAY_BASE_URL`, else `MANGOPAY_ENVIRONMENT` (`production` or the default `sandbox`).
-pub fn base_url(var: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    if let Some(url) = var("MANGOPAY_BASE_URL") {
-        return Ok(url.trim_end_matches('/').to_owned());
-    }
-    match var("MANGOPAY_ENVIRONMENT").as_deref() {
-        None | Some("sandbox") => Ok("https://api.sandbox.mangopay.com".into()),
-        Some("production") => Ok("https://api.mangopay.com".into()),
-        Some(other) => Err(format!(
-            "MANGOPAY_ENVIRONMENT is {other:?}, not sandbox or production"
-        )),
+/// `GET /v2.01/{ClientId}/users?per_page={per_page}`: the auth component fills in the id.
+pub fn users_request(per_page: u32) -> ApiRequest {
+    ApiRequest {
+        method: "GET".into(),
+        path: format!("/v2.01/{{ClientId}}/users?per_page={per_page}"),
+        headers: vec![("Accept".into(), "application/json".into())],
+        body: None,
     }
 }
 
-/// `{base}/v2.01/{client_id}/users?per_page={per_page}`.
-pub fn users_url(base: &str, client_id: &str, per_page: u32) -> String {
-    format!("{base}/v2.01/{client_id}/users?per_page={per_page}")
+/// `POST /v2.01/{ClientId}/users/natural` with `user` as the JSON body.
+pub fn create_user_request(user: &str, idempotency_key: &str) -> ApiRequest {
+    ApiRequest {
+        method: "POST".into(),
+        path: "/v2.01/{ClientId}/users/natural".into(),
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Idempotency-Key".into(), idempotency_key.into()),
+        ],
+        body: Some(user.as_bytes().to_vec()),
+    }
 }
 
-/// What the example does after an answer: return it, or authorize and send once more.
-#[derive(Debug, PartialEq)]
-pub enum Next {
-    Done(Result<String, String>),
-    Resend,
-}
-
-/// Decides on an answer with the verdict of `check-response`. `first` is true for the first
-/// attempt: only that one is resent after a rejected token.
-pub fn next(status: u16, body: &[u8], verdict: &ResponseVerdict, first: bool) -> Next {
+/// What the example makes of an answer: the body of a 2xx, else the reason in words.
+pub fn outcome(status: u16, body: &[u8], verdict: &ResponseVerdict) -> Result<String, String> {
     let text = || String::from_utf8_lossy(body).into_owned();
     match verdict {
-        ResponseVerdict::Accepted if (200..300).contains(&status) => Next::Done(Ok(text())),
-        ResponseVerdict::Accepted => Next::Done(Err(format!("HTTP {status}: {}", text()))),
-        ResponseVerdict::TokenRejected(_) if first => Next::Resend,
-        ResponseVerdict::TokenRejected(api) => Next::Done(Err(format!(
-            "the token was rejected twice: {:?}",
+        ResponseVerdict::Accepted if (200..300).contains(&status) => Ok(text()),
+        ResponseVerdict::Accepted => Err(format!("HTTP {status}: {}", text())),
+        ResponseVerdict::TokenRejected(api) => Err(format!(
+            "the token was rejected: {:?}",
             api.as_ref().map(|e| &e.message)
-        ))),
-        ResponseVerdict::ScaRequired(url) => Next::Done(Err(format!(
+        )),
+        ResponseVerdict::ScaRequired(url) => Err(format!(
             "Strong Customer Authentication required: {}",
             url.as_deref().unwrap_or("no redirect URL given")
-        ))),
+        )),
     }
 }
 
@@ -69,43 +65,42 @@ pub fn next(status: u16, body: &[u8], verdict: &ResponseVerdict, first: bool) ->
 mod component {
     use super::*;
 
-    fn list_users(per_page: u32) -> Result<String, String> {
-        let var = |name: &str| std::env::var(name).ok();
-        let client_id = var("MANGOPAY_CLIENT_ID").ok_or("MANGOPAY_CLIENT_ID is not set")?;
-        let request = HttpRequest {
-            method: "GET".into(),
-            url: users_url(&base_url(var)?, &client_id, per_page),
-            headers: vec![("Accept".into(), "application/json".into())],
-        };
-        let mut first = true;
-        loop {
-            // The auth component fetches a token on first use and serves it from its cache after.
-            let authorized = auth::authorize_request(&request)
-                .map_err(|e| format!("authorize-request: {e:?}"))?;
-            let response = send(&authorized)?;
-            let verdict = auth::check_response(&authorized, &response);
-            match next(response.status, &response.body, &verdict, first) {
-                Next::Done(result) => return result,
-                Next::Resend => first = false,
-            }
-        }
+    fn call(request: &ApiRequest) -> Result<String, String> {
+        let response: ApiResponse = auth::send(request).map_err(|e| format!("send: {e:?}"))?;
+        outcome(response.status, &response.body, &response.verdict)
     }
 
-    /// Sends an authorized request over wasi:http.
-    fn send(request: &HttpRequest) -> Result<HttpResponse, String> {
-        let method = match request.method.as_str() {
-            "GET" => waki::Method::Get,
-            other => return Err(format!("this example sends only GET, not {other}")),
+    /// With its own HTTP client: authorize, send, let the auth component read the answer,
+    /// and resend once if it dropped a rejected token.
+    fn list_users_own_client(per_page: u32) -> Result<String, String> {
+        let base = auth::base_url().map_err(|e| format!("base-url: {e:?}"))?;
+        let client_id = std::env::var("MANGOPAY_CLIENT_ID").map_err(|e| e.to_string())?;
+        let request = HttpRequest {
+            method: "GET".into(),
+            url: format!("{base}/v2.01/{client_id}/users?per_page={per_page}"),
+            headers: vec![("Accept".into(), "application/json".into())],
         };
-        let mut builder = waki::Client::new().request(method, &request.url);
+        for _ in 0..2 {
+            let authorized = auth::authorize_request(&request)
+                .map_err(|e| format!("authorize-request: {e:?}"))?;
+            let response = send_with_waki(&authorized)?;
+            let verdict = auth::check_response(&authorized, &response);
+            if !matches!(verdict, ResponseVerdict::TokenRejected(_)) {
+                return outcome(response.status, &response.body, &verdict);
+            }
+        }
+        Err("the token was rejected twice".into())
+    }
+
+    /// Sends an authorized GET over wasi:http with waki.
+    fn send_with_waki(request: &HttpRequest) -> Result<HttpResponse, String> {
+        let mut builder = waki::Client::new().request(waki::Method::Get, &request.url);
         for (name, value) in &request.headers {
             let name = waki::header::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|e| format!("header {name:?}: {e}"))?;
             builder = builder.header(name, value.as_str());
         }
-        let response = builder
-            .send()
-            .map_err(|e| format!("sending {}: {e}", request.url))?;
+        let response = builder.send().map_err(|e| format!("sending: {e}"))?;
         let status = response.status_code();
         let headers = response
             .headers()
@@ -129,7 +124,15 @@ mod component {
 
     impl Guest for ListUsers {
         fn list_users(per_page: u32) -> Result<String, String> {
-            list_users(per_page)
+            call(&users_request(per_page))
+        }
+
+        fn create_natural_user(user: String, idempotency_key: String) -> Result<String, String> {
+            call(&create_user_request(&user, &idempotency_key))
+        }
+
+        fn list_users_own_client(per_page: u32) -> Result<String, String> {
+            list_users_own_client(per_page)
         }
     }
 
@@ -143,50 +146,32 @@ mod tests {
     use super::*;
     use mangopay::auth::auth::ApiError;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        }
-    }
-
     #[test]
-    fn base_url_follows_the_auth_components_variables() {
+    fn requests_leave_the_client_id_to_the_auth_component() {
+        assert_eq!(users_request(5).path, "/v2.01/{ClientId}/users?per_page=5");
+        let create = create_user_request(r#"{"FirstName":"Zoë"}"#, "k-1");
+        assert_eq!(create.method, "POST");
         assert_eq!(
-            base_url(env(&[])).as_deref(),
-            Ok("https://api.sandbox.mangopay.com")
+            create.body.as_deref(),
+            Some(r#"{"FirstName":"Zoë"}"#.as_bytes())
         );
-        assert_eq!(
-            base_url(env(&[("MANGOPAY_ENVIRONMENT", "production")])).as_deref(),
-            Ok("https://api.mangopay.com")
-        );
-        assert_eq!(
-            base_url(env(&[
-                ("MANGOPAY_ENVIRONMENT", "production"),
-                ("MANGOPAY_BASE_URL", "http://127.0.0.1:8080/")
-            ]))
-            .as_deref(),
-            Ok("http://127.0.0.1:8080")
-        );
-        assert!(base_url(env(&[("MANGOPAY_ENVIRONMENT", "prod")])).is_err());
-    }
-
-    #[test]
-    fn users_url_has_the_client_id_and_page_size() {
-        assert_eq!(
-            users_url("http://127.0.0.1:1", "acme", 5),
-            "http://127.0.0.1:1/v2.01/acme/users?per_page=5"
+        assert!(
+            create
+                .headers
+                .contains(&("Idempotency-Key".into(), "k-1".into()))
         );
     }
 
     #[test]
-    fn a_rejected_token_is_resent_once() {
+    fn answers_become_bodies_or_reasons() {
+        assert_eq!(
+            outcome(200, b"[]", &ResponseVerdict::Accepted),
+            Ok("[]".into())
+        );
+        assert_eq!(
+            outcome(404, b"nope", &ResponseVerdict::Accepted),
+            Err("HTTP 404: nope".into())
+        );
         let rejected = ResponseVerdict::TokenRejected(Some(ApiError {
             status: 401,
             message: "The authorization credentials are not valid".into(),
@@ -195,22 +180,14 @@ mod tests {
             date: None,
             retry_in_seconds: None,
         }));
-        assert_eq!(next(401, b"{}", &rejected, true), Next::Resend);
-        assert!(matches!(
-            next(401, b"{}", &rejected, false),
-            Next::Done(Err(e)) if e.contains("rejected twice")
-        ));
-        assert_eq!(
-            next(200, b"[]", &ResponseVerdict::Accepted, true),
-            Next::Done(Ok("[]".into()))
+        assert!(outcome(401, b"{}", &rejected).is_err_and(|e| e.contains("rejected")));
+        assert!(
+            outcome(
+                401,
+                b"",
+                &ResponseVerdict::ScaRequired(Some("https://sca".into()))
+            )
+            .is_err_and(|e| e.contains("https://sca"))
         );
-        assert_eq!(
-            next(404, b"nope", &ResponseVerdict::Accepted, true),
-            Next::Done(Err("HTTP 404: nope".into()))
-        );
-        assert!(matches!(
-            next(401, b"", &ResponseVerdict::ScaRequired(Some("https://sca".into())), true),
-            Next::Done(Err(e)) if e.contains("https://sca")
-        ));
     }
 }

@@ -1,4 +1,5 @@
-//! The main job: build the component, load it in wasmtime, fetch and use a token.
+//! The main job: build the component, load it in wasmtime, fetch and use a token; then serve
+//! the users-service example per request and count the token requests.
 //!
 //! Without credentials in the environment it starts the embedded mock Mangopay on 127.0.0.1.
 //! With `MANGOPAY_CLIENT_ID` and `MANGOPAY_API_KEY` set (and optionally `MANGOPAY_ENVIRONMENT`,
@@ -8,8 +9,11 @@ use host_test::artifact;
 use host_test::clock::VirtualClock;
 use host_test::host::{Config, Environment, Error, Host, HttpRequest, InstanceOptions};
 use host_test::http_client;
+use host_test::keyvalue::MapKv;
 use host_test::mock::MockMangopay;
+use host_test::serve::{self, Flavor, ServeOptions, Server, Service};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a token looks like in this output: its first 6 characters.
@@ -165,5 +169,73 @@ fn run() -> Result<(), String> {
     if !(200..300).contains(&answer.status) {
         return Err(format!("the API call answered {}", answer.status));
     }
+    per_request(mock.as_ref(), &clock)
+}
+
+/// Requests the per-request part sends.
+const REQUESTS: usize = 20;
+
+/// The platform's view: the users-service example composed with the Spin-style artifact,
+/// served with a fresh instance per HTTP request (as `wasmtime serve` does), the token shared
+/// through one wasi:keyvalue map.
+fn per_request(mock: Option<&MockMangopay>, clock: &VirtualClock) -> Result<(), String> {
+    let composed = serve::users_service(Flavor::KeyvalueDraft2);
+    let service = Service::load(composed).map_err(|e| format!("loading {composed:?}: {e}"))?;
+    let env = match mock {
+        Some(mock) => vec![
+            ("MANGOPAY_CLIENT_ID".to_owned(), "demo-client".to_owned()),
+            ("MANGOPAY_API_KEY".to_owned(), "demo-api-key".to_owned()),
+            ("MANGOPAY_BASE_URL".to_owned(), mock.base_url()),
+        ],
+        // Real credentials: the instances see the same MANGOPAY_* variables as this process.
+        None => std::env::vars()
+            .filter(|(name, _)| name.starts_with("MANGOPAY_"))
+            .collect(),
+    };
+    let options = ServeOptions {
+        env,
+        clock: mock.map(|_| clock.clone()),
+        keyvalue: Some(Arc::new(MapKv::new())),
+        ..ServeOptions::default()
+    };
+    let server = Server::start(Arc::new(service), options);
+    println!(
+        "per-request host at {} (a fresh instance per request, like `wasmtime serve`): {} \
+         with users-service, wasi:keyvalue 0.2.0-draft2 over one in-process map",
+        server.url(),
+        Flavor::KeyvalueDraft2.artifact()
+    );
+    let before = mock.map(MockMangopay::token_requests);
+    let mut sources: Vec<(String, usize)> = Vec::new();
+    let mut answered = 0;
+    for _ in 0..REQUESTS {
+        let reply = server.get("/users")?;
+        if reply.status != 200 {
+            return Err(format!(
+                "GET /users answered {}: {}",
+                reply.status, reply.body
+            ));
+        }
+        answered += 1;
+        let source = reply.header("x-mangopay-token-source").unwrap_or("none");
+        match sources.iter_mut().find(|(s, _)| s == source) {
+            Some((_, n)) => *n += 1,
+            None => sources.push((source.to_owned(), 1)),
+        }
+    }
+    let fetched = sources
+        .iter()
+        .find(|(s, _)| s == "fresh-fetch")
+        .map_or(0, |(_, n)| *n);
+    let made = match (mock, before) {
+        (Some(mock), Some(before)) => mock.token_requests() - before,
+        _ => fetched,
+    };
+    let sources: Vec<String> = sources.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    println!(
+        "GET /users x{REQUESTS}: {answered} requests answered by {} instances, token requests made: {made}, token sources: {}",
+        server.instances(),
+        sources.join(", ")
+    );
     Ok(())
 }

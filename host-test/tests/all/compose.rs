@@ -97,6 +97,52 @@ fn a_token_the_api_refuses_is_dropped_and_the_call_resent_once() {
 }
 
 #[test]
+fn the_composed_example_creates_a_user_with_a_post_body_through_send() {
+    let clock = VirtualClock::new();
+    let mock = mock(&clock);
+    let mut app = composed()
+        .instantiate(&env(&mock, API_KEY), Some(&clock))
+        .expect("instantiate");
+    let user = r#"{"FirstName":"Zoë","LastName":"Ångström"}"#;
+    let body = app
+        .create_natural_user(user, "create-zoe-1")
+        .expect("no trap")
+        .expect("created");
+    assert_eq!(body, user, "the mock answers the body it received");
+    let posted = mock
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path != TOKEN_PATH)
+        .expect("the POST");
+    assert_eq!(posted.path, format!("/v2.01/{CLIENT_ID}/users/natural"));
+    assert_eq!(posted.body, user.as_bytes());
+    assert_eq!(posted.header("idempotency-key"), Some("create-zoe-1"));
+    assert_eq!(mock.token_requests(), 1);
+}
+
+#[test]
+fn the_own_client_path_authorizes_sends_with_waki_and_resends_once() {
+    let mock_clock = VirtualClock::new();
+    let component_clock = VirtualClock::new();
+    let mock = mock(&mock_clock);
+    let mut app = composed()
+        .instantiate(&env(&mock, API_KEY), Some(&component_clock))
+        .expect("instantiate");
+    let body = app
+        .list_users_own_client(2)
+        .expect("no trap")
+        .expect("listed");
+    assert!(body.contains("user_1"));
+    mock_clock.advance(Duration::from_secs(1201));
+    app.list_users_own_client(2)
+        .expect("no trap")
+        .expect("listed after a resend");
+    assert_eq!(mock.rejected_api_calls(), 1);
+    assert_eq!(mock.token_requests(), 2);
+    assert_eq!(mock.api_requests(), 3);
+}
+
+#[test]
 fn an_auth_error_reaches_the_business_component_as_a_typed_case() {
     let clock = VirtualClock::new();
     let mock = mock(&clock);
@@ -105,7 +151,7 @@ fn an_auth_error_reaches_the_business_component_as_a_typed_case() {
         .expect("instantiate");
     let error = app.list_users(1).expect("no trap").expect_err("bad key");
     assert!(
-        error.starts_with("authorize-request: Error::InvalidCredentials("),
+        error.starts_with("send: Error::InvalidCredentials("),
         "{error}"
     );
     assert!(!error.contains("sk-wrong"), "no key in the error: {error}");

@@ -94,7 +94,7 @@ fn transpile(jco: &Path, wasm: &Path, name: &str) -> PathBuf {
 }
 
 /// The `test(...)` cases in jco/test.mjs: all must have run and passed.
-const NODE_TESTS: usize = 8;
+const NODE_TESTS: usize = 9;
 
 #[test]
 fn the_component_runs_on_node_through_jco() {
@@ -142,7 +142,8 @@ fn the_component_runs_on_node_through_jco() {
         "expected {NODE_TESTS} passing Node tests:\n{stdout}"
     );
 
-    // One token for the explicit client (50 authorizations), one for the default client, one
+    // One token for the explicit client (50 authorizations), one for the default client (its
+    // authorizations and its `send`s), one
     // refused for the wrong key (the second call was answered from the cool-down), one for the
     // composed component's own auth instance (3 calls); nothing for the foreign host, the bad
     // configs or the dead servers.
@@ -153,8 +154,8 @@ fn the_component_runs_on_node_through_jco() {
     );
     assert_eq!(
         mock.api_requests(),
-        4,
-        "Node's protected call and the composed component's three"
+        6,
+        "Node's protected call, the default client's two `send`s and the composed component's three"
     );
     assert_eq!(
         mock.rejected_api_calls(),

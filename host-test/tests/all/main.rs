@@ -9,4 +9,7 @@ mod economy;
 mod faults;
 mod jco;
 mod packaging;
+mod per_request;
+mod security;
+mod send;
 mod shared_store;

@@ -40,6 +40,18 @@ const ALLOWED_WASI: &[&str] = &[
 
 const AUTH: &str = "mangopay:auth/auth@0.2.0";
 const TOKEN_STORE: &str = "mangopay:auth/token-store@0.2.0";
+/// What Spin links for the draft2 artifact besides WASI 0.2: its key-value store and the
+/// application variables the adapter reads the settings from.
+const SPIN_IMPORTS: &[&str] = &[
+    "wasi:keyvalue/store@0.2.0-draft2",
+    "wasi:keyvalue/atomics@0.2.0-draft2",
+    "wasi:config/store@0.2.0-draft-2024-09-27",
+];
+/// What wasmCloud links for the draft artifact besides WASI 0.2.
+const WASMCLOUD_IMPORTS: &[&str] = &[
+    "wasi:keyvalue/store@0.2.0-draft",
+    "wasi:keyvalue/atomics@0.2.0-draft",
+];
 
 /// What a component's world imports and exports.
 struct Surface {
@@ -100,11 +112,8 @@ impl Surface {
     fn assert_imports(&self, extra: &[&str], required: &[&str]) {
         for import in &self.imports {
             let (unversioned, version) = import.split_once('@').unwrap_or((import, ""));
-            let allowed = if unversioned.starts_with("wasi:") {
-                ALLOWED_WASI.contains(&unversioned) && version.starts_with("0.2.")
-            } else {
-                extra.contains(&import.as_str())
-            };
+            let allowed = extra.contains(&import.as_str())
+                || (ALLOWED_WASI.contains(&unversioned) && version.starts_with("0.2."));
             assert!(
                 allowed,
                 "{}: unexpected import {import}; its world:\n{}",
@@ -182,6 +191,11 @@ fn intended(
             &[TOKEN_STORE],
             &[TOKEN_STORE, "wasi:http/outgoing-handler"],
         )),
+        // The adapters are composed in: no token-store import is left, only the platform's.
+        "mangopay-auth-keyvalue-draft2.wasm" => Some((&[AUTH], SPIN_IMPORTS, SPIN_IMPORTS)),
+        "mangopay-auth-keyvalue-draft.wasm" => {
+            Some((&[AUTH], WASMCLOUD_IMPORTS, WASMCLOUD_IMPORTS))
+        }
         _ => None,
     }
 }
@@ -193,9 +207,11 @@ fn intended(
 fn every_deployable_in_target_dist_has_its_intended_surface_and_metadata() {
     let meta = metadata::workspace_metadata(None, None).expect("wkg.toml and wit/auth.wit");
     let out = xtask::target_dir("dist").expect("target/dist");
-    let built = |d: &dist::Deployable| match d.package {
+    let built = |c: &dist::Crate| match c.package {
         "mangopay-auth-standalone" => artifact::component_wasm().to_path_buf(),
         "mangopay-auth-with-token-store" => artifact::store_component_wasm().to_path_buf(),
+        "mangopay-auth-keyvalue-draft2" => artifact::keyvalue_draft2_wasm().to_path_buf(),
+        "mangopay-auth-keyvalue-draft" => artifact::keyvalue_draft_wasm().to_path_buf(),
         other => panic!("the harness does not build {other}: add it to build.rs"),
     };
     let written = dist::write(&out, built, &meta).expect("dist writes");
@@ -233,14 +249,14 @@ fn every_deployable_in_target_dist_has_its_intended_surface_and_metadata() {
 #[test]
 fn the_example_exports_list_users_and_imports_the_auth_interface() {
     let example = surface("list-users", artifact::example_wasm());
-    example.assert_exports(&["list-users"]);
+    example.assert_exports(&compose::EXPORTS);
     example.assert_imports(&[AUTH], &[AUTH, "wasi:http/outgoing-handler"]);
 }
 
 #[test]
 fn the_composed_component_exports_list_users_and_imports_only_wasi() {
     let composed = surface("list-users-composed", compose::composed_wasm());
-    composed.assert_exports(&["list-users"]);
+    composed.assert_exports(&compose::EXPORTS);
     // The auth interface is satisfied inside the composition: no mangopay import is left.
     composed.assert_imports(&[], &["wasi:http/outgoing-handler"]);
 }
@@ -321,4 +337,21 @@ fn the_package_name_and_version_come_from_the_wit_declaration() {
         Ok(("mangopay:auth".into(), "0.1.0".into()))
     );
     assert!(metadata::wit_package("package mangopay:auth;").is_err());
+}
+
+#[test]
+fn the_keyvalue_adapters_export_the_token_store_over_their_platforms_keyvalue() {
+    let spin = surface(
+        "mangopay-auth-keyvalue-draft2",
+        artifact::keyvalue_draft2_wasm(),
+    );
+    // The environment export is what the auth component's settings are read through.
+    spin.assert_exports(&["wasi:cli/environment@0.2.12", TOKEN_STORE]);
+    spin.assert_imports(SPIN_IMPORTS, SPIN_IMPORTS);
+    let wasmcloud = surface(
+        "mangopay-auth-keyvalue-draft",
+        artifact::keyvalue_draft_wasm(),
+    );
+    wasmcloud.assert_exports(&[TOKEN_STORE]);
+    wasmcloud.assert_imports(WASMCLOUD_IMPORTS, WASMCLOUD_IMPORTS);
 }

@@ -30,6 +30,7 @@ pub fn config(config: &host::Config) -> Config {
         timeouts: None,
         retry: None,
         cool_down: None,
+        max_response_bytes: None,
     }
 }
 

@@ -22,6 +22,7 @@ mod economy;
 mod instantiation;
 mod machine;
 mod measure;
+mod per_request;
 mod report;
 mod setup;
 mod size;
@@ -35,12 +36,13 @@ use std::process::ExitCode;
 type Section = fn(&Setup, &mut Report) -> Result<(), String>;
 
 /// The sections, numbered from 1 in this order.
-const SECTIONS: [(&str, Section); 5] = [
+const SECTIONS: [(&str, Section); 6] = [
     ("cached path", cached::section),
     ("instantiation", instantiation::section),
     ("cold token", cold::section),
     ("token economy", economy::section),
     ("size", size::section),
+    ("per-request serving", per_request::section),
 ];
 
 fn main() -> ExitCode {

@@ -8,6 +8,9 @@ use std::path::Path;
 pub const MAX_SIZE_KIB: f64 = 200.0;
 /// A cached `authorize-request`, at most this many times the floor component's.
 pub const MAX_CACHED_RATIO: f64 = 1.5;
+/// A request served per instance through the composed users-service, at most this many
+/// times the floor service's.
+pub const MAX_PER_REQUEST_RATIO: f64 = 1.5;
 /// A fresh instance's first token, at most this many times the native client's.
 pub const MAX_COLD_RATIO: f64 = 2.0;
 
