@@ -324,8 +324,13 @@ impl Shared {
 
     /// Whether the API refused `token` in this instance.
     fn was_rejected(&self, token: &Secret) -> bool {
+        let rejected = self.rejected.borrow();
+        // A fresh instance (the per-request case) has seen no rejection: skip the digest.
+        if rejected.is_empty() {
+            return false;
+        }
         let digest: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
-        self.rejected.borrow().contains(&digest)
+        rejected.contains(&digest)
     }
 
     /// The store's health and, if it is unavailable, the host's word on why.

@@ -72,7 +72,7 @@ impl ListUsersHost {
     /// Compiles `wasm` and links it against WASI and wasi:http only: linking fails if the
     /// composition left any other import (such as `mangopay:auth/auth`) open.
     pub fn load(wasm: &Path) -> wasmtime::Result<ListUsersHost> {
-        let engine = Engine::default();
+        let engine = crate::host::engine();
         let component = Component::from_file(&engine, wasm)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;

@@ -3,6 +3,7 @@
 
 use crate::artifact;
 use crate::clock::VirtualClock;
+use crate::keyvalue::{KvCtx, KvState, KvView};
 use crate::store::HostStore;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -37,6 +38,8 @@ pub struct State {
     hooks: Option<Box<dyn WasiHttpHooks>>,
     /// The token store behind the `token-store` import.
     store: Option<Arc<dyn HostStore>>,
+    /// wasi:keyvalue (both versions) and wasi:config, for the keyvalue adapters.
+    kv: KvCtx,
 }
 
 impl bindings::mangopay::auth::token_store::Host for State {
@@ -71,13 +74,33 @@ impl State {
             table: ResourceTable::new(),
             hooks: None,
             store: None,
+            kv: KvCtx::default(),
         }
+    }
+
+    /// The same state with `store` behind the `token-store` import.
+    pub fn with_token_store(self, store: Option<Arc<dyn HostStore>>) -> State {
+        State { store, ..self }
+    }
+
+    /// The same state with `kv` behind wasi:keyvalue and wasi:config.
+    pub fn with_keyvalue(self, kv: KvCtx) -> State {
+        State { kv, ..self }
     }
 
     fn store(&self) -> Result<&Arc<dyn HostStore>, String> {
         self.store
             .as_ref()
             .ok_or_else(|| "this host has no token store".to_owned())
+    }
+}
+
+impl KvState for State {
+    fn kv(&mut self) -> KvView<'_> {
+        KvView {
+            ctx: &self.kv,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -103,6 +126,82 @@ impl WasiHttpView for State {
     }
 }
 
+/// How an engine allocates instances: the settings the benchmark compares, and the one this
+/// harness (and the README) recommends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineSettings {
+    /// The pooling instance allocator (memory, table and stack slots reserved once and reused
+    /// between instances) instead of wasmtime's default on-demand allocator (an `mmap` and
+    /// `munmap` of each instance's memory).
+    pub pooling: bool,
+    /// Linear memory initialised copy-on-write from a memory image (wasmtime's default).
+    pub memory_init_cow: bool,
+    /// Pooling: bytes at the start of each linear memory, and of each table, reset with
+    /// `memset` and kept resident when a slot is freed, instead of `madvise`d away (so its
+    /// pages do not fault again in the next instance).
+    pub keep_resident: usize,
+    /// Pooling: find the pages to reset with Linux's `PAGEMAP_SCAN` (6.7+) when available.
+    pub pagemap_scan: bool,
+}
+
+impl EngineSettings {
+    /// `Engine::default()`: on-demand allocation, copy-on-write memory images.
+    pub const DEFAULT: EngineSettings = EngineSettings {
+        pooling: false,
+        memory_init_cow: true,
+        keep_resident: 0,
+        pagemap_scan: false,
+    };
+
+    /// What the harness uses and the README recommends for hosts that make an instance per
+    /// request or per task: the pooling allocator, copy-on-write images, the first 1 MiB of
+    /// each memory and 64 KiB of each table kept resident (reset in place instead of
+    /// `madvise`d away), the pages to reset found through `PAGEMAP_SCAN` where the kernel has
+    /// it (Linux 6.7+; without it the 1 MiB is `memset`: measured, 4 MiB cost more than it
+    /// saved then).
+    pub const RECOMMENDED: EngineSettings = EngineSettings {
+        pooling: true,
+        memory_init_cow: true,
+        keep_resident: 1 << 20,
+        pagemap_scan: true,
+    };
+
+    /// The wasmtime configuration of these settings.
+    pub fn config(&self) -> wasmtime::Config {
+        let mut config = wasmtime::Config::new();
+        config.memory_init_cow(self.memory_init_cow);
+        if self.pooling {
+            let mut pool = wasmtime::PoolingAllocationConfig::new();
+            pool.linear_memory_keep_resident(self.keep_resident)
+                .table_keep_resident(self.keep_resident.min(64 << 10))
+                .pagemap_scan(if self.pagemap_scan {
+                    wasmtime::Enabled::Auto
+                } else {
+                    wasmtime::Enabled::No
+                });
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
+        config
+    }
+
+    pub fn engine(&self) -> wasmtime::Result<Engine> {
+        Engine::new(&self.config())
+    }
+}
+
+/// The harness's engine ([`EngineSettings::RECOMMENDED`]), one per process: every host,
+/// service and composed example loads into it, so they share one instance pool.
+pub fn engine() -> Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            EngineSettings::RECOMMENDED
+                .engine()
+                .expect("the recommended engine settings are valid here")
+        })
+        .clone()
+}
+
 /// A compiled, linked component, ready to be instantiated many times.
 pub struct Host {
     engine: Engine,
@@ -110,9 +209,15 @@ pub struct Host {
 }
 
 impl Host {
-    /// Compiles `wasm` and links it against WASI 0.2 and wasi:http (outgoing only).
+    /// Compiles `wasm` in the harness's [`engine`] and links it against WASI 0.2 and wasi:http
+    /// (outgoing only).
     pub fn load(wasm: &std::path::Path) -> wasmtime::Result<Host> {
-        let engine = Engine::default();
+        Host::load_in(&engine(), wasm)
+    }
+
+    /// [`Host::load`] into `engine`.
+    pub fn load_in(engine: &Engine, wasm: &std::path::Path) -> wasmtime::Result<Host> {
+        let engine = engine.clone();
         let component = Component::from_file(&engine, wasm)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
@@ -200,6 +305,11 @@ impl Instance {
             .mangopay_auth_auth()
             .client()
             .call_create(&mut self.store, config)
+    }
+
+    /// Drops `client` (the guest's destructor runs).
+    pub fn drop_client(&mut self, client: ResourceAny) -> wasmtime::Result<()> {
+        client.resource_drop(&mut self.store)
     }
 
     pub fn get_token(&mut self, client: ResourceAny) -> wasmtime::Result<Result<Token, Error>> {

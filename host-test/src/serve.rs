@@ -5,7 +5,8 @@
 
 use crate::artifact;
 use crate::clock::VirtualClock;
-use crate::keyvalue::{self, KvBackend, KvCtx, KvState, KvView};
+use crate::host::State;
+use crate::keyvalue::{self, KvBackend, KvCtx};
 use crate::store::HostStore;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
@@ -14,102 +15,39 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-
-/// The state of one request's store.
-pub struct ServeState {
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    table: ResourceTable,
-    kv: KvCtx,
-    token_store: Option<Arc<dyn HostStore>>,
-}
-
-impl WasiView for ServeState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for ServeState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: Default::default(),
-        }
-    }
-}
-
-impl KvState for ServeState {
-    fn kv(&mut self) -> KvView<'_> {
-        KvView {
-            ctx: &self.kv,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl crate::host::bindings::mangopay::auth::token_store::Host for ServeState {
-    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
-        self.token_store()?.get(&key)
-    }
-
-    fn compare_and_swap(
-        &mut self,
-        key: String,
-        expected: Option<Vec<u8>>,
-        value: Vec<u8>,
-        ttl_ms: u64,
-    ) -> Result<bool, String> {
-        let ttl = Duration::from_millis(ttl_ms);
-        self.token_store()?
-            .compare_and_swap(&key, expected.as_deref(), &value, ttl)
-    }
-
-    fn delete(&mut self, key: String) -> Result<(), String> {
-        self.token_store()?.delete(&key)
-    }
-}
-
-impl ServeState {
-    fn token_store(&self) -> Result<&Arc<dyn HostStore>, String> {
-        self.token_store
-            .as_ref()
-            .ok_or_else(|| "this host has no token store".to_owned())
-    }
-}
 
 /// A compiled and linked proxy component, ready for an instance per request.
 pub struct Service {
-    pre: ProxyPre<ServeState>,
+    pre: ProxyPre<State>,
 }
 
 impl Service {
     /// Compiles `wasm` and links it against WASI, wasi:http, both wasi:keyvalue versions,
     /// wasi:config and `token-store`: linking fails if the component imports anything else.
+    /// Into the harness's [`crate::host::engine`].
     pub fn load(wasm: &Path) -> wasmtime::Result<Service> {
-        let engine = Engine::default();
-        let component = Component::from_file(&engine, wasm)?;
-        let mut linker = Linker::new(&engine);
+        Service::load_in(&crate::host::engine(), wasm)
+    }
+
+    /// [`Service::load`] into `engine`.
+    pub fn load_in(engine: &Engine, wasm: &Path) -> wasmtime::Result<Service> {
+        let component = Component::from_file(engine, wasm)?;
+        let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         keyvalue::add_to_linker(&mut linker)?;
-        crate::host::bindings::mangopay::auth::token_store::add_to_linker::<
-            ServeState,
-            HasSelf<ServeState>,
-        >(&mut linker, |state| state)?;
+        crate::host::bindings::mangopay::auth::token_store::add_to_linker::<State, HasSelf<State>>(
+            &mut linker,
+            |state| state,
+        )?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
         Ok(Service { pre })
     }
@@ -152,23 +90,19 @@ struct Inner {
 }
 
 impl Inner {
-    fn state(&self) -> ServeState {
+    fn state(&self) -> State {
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&self.options.env);
         if let Some(clock) = &self.options.clock {
             wasi.monotonic_clock(clock.monotonic_clock())
                 .wall_clock(clock.wall_clock());
         }
-        ServeState {
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            kv: KvCtx {
+        State::new(wasi.build())
+            .with_keyvalue(KvCtx {
                 backend: self.options.keyvalue.clone(),
                 config: self.options.config.clone(),
-            },
-            token_store: self.options.token_store.clone(),
-        }
+            })
+            .with_token_store(self.options.token_store.clone())
     }
 
     /// A fresh instance answers `request`; what goes wrong in the host becomes a 500.

@@ -1,7 +1,9 @@
 //! An example HTTP service for per-request hosts: it exports `wasi:http/incoming-handler` and
 //! answers `GET /users` by calling Mangopay through the imported `mangopay:auth/auth`. Each
 //! answer says in `x-mangopay-token-source` where its token came from, so that a platform
-//! user can see one token serve every per-request instance.
+//! user can see one token serve every per-request instance. `GET /authorize` only authorizes
+//! a fixed request (no call to Mangopay) and answers 204 with the same headers: the auth path
+//! of a request, which the benchmark measures per request.
 //!
 //! Composed with a token-sharing mangopay-auth artifact (with-token-store behind a
 //! wasi:keyvalue adapter), it imports only WASI and wasi:keyvalue. The export glue exists only
@@ -15,7 +17,8 @@ wit_bindgen::generate!({
 });
 
 use mangopay::auth::auth::{
-    ApiRequest, ApiResponse, AuthStatus, Error, ResponseVerdict, StoreHealth, TokenSource,
+    ApiRequest, ApiResponse, AuthStatus, Error, HttpRequest, ResponseVerdict, StoreHealth,
+    TokenSource,
 };
 
 /// The header naming where the request's token came from.
@@ -34,6 +37,8 @@ pub enum Route {
     Users {
         per_page: u32,
     },
+    /// `GET /authorize`: authorize a fixed request to Mangopay without sending it.
+    Authorize,
     NotFound,
     MethodNotAllowed,
     /// A `per_page` that is not a number from 1 to `MAX_PER_PAGE`.
@@ -45,11 +50,14 @@ pub fn route(method: &str, path_with_query: &str) -> Route {
     let (path, query) = path_with_query
         .split_once('?')
         .unwrap_or((path_with_query, ""));
-    if path != "/users" {
+    if path != "/users" && path != "/authorize" {
         return Route::NotFound;
     }
     if method != "GET" {
         return Route::MethodNotAllowed;
+    }
+    if path == "/authorize" {
+        return Route::Authorize;
     }
     let per_page = query
         .split('&')
@@ -94,7 +102,7 @@ impl Reply {
 /// The answer to a route other than `Users`, which needs no Mangopay call.
 pub fn local_reply(route: &Route) -> Option<Reply> {
     match route {
-        Route::Users { .. } => None,
+        Route::Users { .. } | Route::Authorize => None,
         Route::NotFound => Some(Reply::text(404, "not found: try GET /users")),
         Route::MethodNotAllowed => {
             let mut reply = Reply::text(405, "method not allowed: GET only");
@@ -163,13 +171,48 @@ pub fn users_reply(sent: Result<ApiResponse, Error>, status: Result<AuthStatus, 
             &format!("Mangopay call failed: {}", error_name(&error)),
         ),
     };
+    add_status_headers(&mut reply, status);
+    reply
+}
+
+/// The request `GET /authorize` authorizes: a users page on the client's `base_url`.
+pub fn authorize_target(base_url: &str) -> HttpRequest {
+    HttpRequest {
+        method: "GET".into(),
+        url: format!("{base_url}/v2.01/users?per_page=1"),
+        headers: vec![("Accept".into(), "application/json".into())],
+    }
+}
+
+/// The answer to `GET /authorize` from what `authorize-request` and then `token-status`
+/// returned: 204 when the request was authorized, otherwise 502 with a short reason; the
+/// token itself is never in it.
+pub fn authorize_reply(
+    authorized: Result<HttpRequest, Error>,
+    status: Result<AuthStatus, Error>,
+) -> Reply {
+    let mut reply = match authorized {
+        Ok(_) => Reply {
+            status: 204,
+            headers: vec![],
+            body: vec![],
+        },
+        Err(error) => Reply::text(
+            502,
+            &format!("authorization failed: {}", error_name(&error)),
+        ),
+    };
+    add_status_headers(&mut reply, status);
+    reply
+}
+
+fn add_status_headers(reply: &mut Reply, status: Result<AuthStatus, Error>) {
     let (source, store) = match &status {
         Ok(status) => (source_name(status.source), store_name(status.store)),
         Err(_) => ("none", "unknown"),
     };
     reply.headers.push((SOURCE_HEADER.into(), source.into()));
     reply.headers.push((STORE_HEADER.into(), store.into()));
-    reply
 }
 
 /// The component's side: the incoming-handler export over wasi:http and the auth import.
@@ -207,6 +250,11 @@ mod component {
         }
         let per_page = match route {
             Route::Users { per_page } => per_page,
+            Route::Authorize => {
+                let authorized = auth::base_url()
+                    .and_then(|base| auth::authorize_request(&authorize_target(&base)));
+                return authorize_reply(authorized, auth::token_status());
+            }
             _ => DEFAULT_PER_PAGE,
         };
         let sent = auth::send(&users_request(per_page));
@@ -297,6 +345,9 @@ mod tests {
         assert_eq!(route("POST", "/users"), Route::MethodNotAllowed);
         assert_eq!(route("GET", "/"), Route::NotFound);
         assert_eq!(route("GET", "/users/1"), Route::NotFound);
+        assert_eq!(route("GET", "/authorize"), Route::Authorize);
+        assert_eq!(route("POST", "/authorize"), Route::MethodNotAllowed);
+        assert_eq!(local_reply(&Route::Authorize), None);
         assert_eq!(
             local_reply(&Route::MethodNotAllowed).map(|r| r.status),
             Some(405)
@@ -327,6 +378,31 @@ mod tests {
         assert_eq!(reply.body, b"[]");
         assert_eq!(header(&reply, SOURCE_HEADER), Some("shared-store"));
         assert_eq!(header(&reply, STORE_HEADER), Some("ok"));
+    }
+
+    #[test]
+    fn an_authorized_request_is_204_with_the_token_source_and_no_token() {
+        let target = authorize_target("http://127.0.0.1:8080");
+        assert_eq!(target.url, "http://127.0.0.1:8080/v2.01/users?per_page=1");
+        let mut authorized = target.clone();
+        authorized
+            .headers
+            .push(("Authorization".into(), "Bearer secret-token".into()));
+        let reply = authorize_reply(
+            Ok(authorized),
+            status(Some(TokenSource::SharedStore), StoreHealth::Ok),
+        );
+        assert_eq!(reply.status, 204);
+        assert!(reply.body.is_empty());
+        assert_eq!(header(&reply, SOURCE_HEADER), Some("shared-store"));
+        assert!(!format!("{reply:?}").contains("secret-token"));
+
+        let reply = authorize_reply(
+            Err(Error::ForeignHost("x".into())),
+            status(None, StoreHealth::Ok),
+        );
+        assert_eq!(reply.status, 502);
+        assert_eq!(reply.body, b"authorization failed: foreign-host\n");
     }
 
     #[test]

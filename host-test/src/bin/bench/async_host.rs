@@ -42,7 +42,7 @@ pub struct AsyncHost {
 
 impl AsyncHost {
     pub fn load(wasm: &Path) -> Result<AsyncHost, String> {
-        let engine = Engine::default();
+        let engine = host::engine();
         let component = Component::from_file(&engine, wasm).map_err(|e| e.to_string())?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;

@@ -42,7 +42,7 @@ const SECTIONS: [(&str, Section); 6] = [
     ("cold token", cold::section),
     ("token economy", economy::section),
     ("size", size::section),
-    ("per-request serving", per_request::section),
+    ("per-request path", per_request::section),
 ];
 
 fn main() -> ExitCode {

@@ -7,9 +7,11 @@ use std::path::Path;
 /// The component's release `.wasm`, at most.
 pub const MAX_SIZE_KIB: f64 = 200.0;
 /// A cached `authorize-request`, at most this many times the floor component's.
-pub const MAX_CACHED_RATIO: f64 = 1.5;
-/// A request served per instance through the composed users-service, at most this many
-/// times the floor service's.
+pub const MAX_CACHED_RATIO: f64 = 1.2;
+/// The per-request path (a fresh instance, `client.create`, the token from the shared store,
+/// `authorize-request`), in-process against a fresh floor-auth instance and one call, and
+/// served over HTTP (`GET /authorize` of the composed users-service) against floor-service:
+/// at most this many times the floor's.
 pub const MAX_PER_REQUEST_RATIO: f64 = 1.5;
 /// A fresh instance's first token, at most this many times the native client's.
 pub const MAX_COLD_RATIO: f64 = 2.0;
