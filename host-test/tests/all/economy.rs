@@ -1,4 +1,4 @@
-//! Token economy (issue 5, item 4): the token requests the mock Mangopay counts for the
+//! Token economy: the token requests the mock Mangopay counts for the
 //! workloads the benchmark reports. Counts only; timings belong to the benchmark
 //! (`cargo run -p host-test --profile bench --bin bench`), never to the test suite.
 
