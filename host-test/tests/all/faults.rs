@@ -36,8 +36,8 @@ fn fast_client(w: &mut World) -> ResourceAny {
     w.client_with(&config)
 }
 
-/// Every bad answer a token endpoint can give, each with the one error it must give and how many token
-/// requests the call may make (transient faults are retried up to 3 attempts).
+/// Every bad answer a token endpoint can give, each with the one error it must give and how
+/// many token requests the call may make (transient faults are retried up to 3 attempts).
 #[test]
 fn every_bad_answer_gives_one_typed_error_and_the_client_recovers() {
     let echo = format!("key={API_KEY} basic={}", basic(CLIENT_ID, API_KEY));
