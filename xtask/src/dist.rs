@@ -4,6 +4,7 @@
 
 use crate::compose;
 use crate::metadata::{self, PackageMetadata};
+use crate::optimize;
 use std::path::{Path, PathBuf};
 
 /// A component crate: `cargo build -p <package> --target wasm32-wasip2 --release` writes
@@ -89,8 +90,40 @@ pub fn compose_keyvalue(adapter: &Path, auth_with_store: &Path) -> Result<Vec<u8
     )
 }
 
-/// Writes every deployable to `out` with `metadata`; `built` gives the `.wasm` cargo built for
-/// a crate. Returns the files written.
+/// What `cargo xtask dist` does after building: each crate's `.wasm` (`built`) optimised into
+/// `target/optimized/` (`jco opt` where Node.js and `jco/node_modules` are there, said on
+/// stderr when not), then every deployable written to `out` with `metadata`. Returns the
+/// files written.
+pub fn assemble(
+    out: &Path,
+    built: impl Fn(&Crate) -> PathBuf,
+    metadata: &PackageMetadata,
+) -> Result<Vec<PathBuf>, String> {
+    let optimized = crate::target_dir("optimized")?;
+    let jco = optimize::jco()
+        .inspect_err(|why| {
+            eprintln!("jco opt (wasm-opt) SKIPPED: {why}; the components are not size-optimised")
+        })
+        .ok();
+    let output = |krate: &Crate| optimized.join(format!("{}.wasm", krate.lib));
+    for krate in crates() {
+        let input = built(&krate);
+        optimize::component(&input, &output(&krate), jco.as_deref())?;
+        let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+        eprintln!(
+            "{}: {} -> {} bytes ({}{} dropped)",
+            krate.lib,
+            size(&input),
+            size(&output(&krate)),
+            if jco.is_some() { "jco opt -Oz, " } else { "" },
+            optimize::DROPPED_SECTION
+        );
+    }
+    write(out, output, metadata)
+}
+
+/// Writes every deployable to `out` with `metadata`; `built` gives the `.wasm` of a crate.
+/// Returns the files written.
 pub fn write(
     out: &Path,
     built: impl Fn(&Crate) -> PathBuf,

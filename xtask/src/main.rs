@@ -11,11 +11,11 @@
 //!   publishes it with matching OCI annotations (`wkg publish` 0.16.1 refuses a cargo-built
 //!   component: see docs/running-elsewhere.md).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+use xtask::dist;
 use xtask::metadata::{self, PackageMetadata};
 use xtask::workspace;
-use xtask::{dist, optimize};
 
 const USAGE: &str = "usage: cargo xtask dist [--source <URL>] | cargo xtask package --source <URL> [--registry <host/prefix>]";
 
@@ -72,30 +72,9 @@ fn dist_all(metadata: &PackageMetadata) -> Result<Vec<PathBuf>, String> {
         }
     }
     let release = workspace().join("target/wasm32-wasip2/release");
-    // The deployables are made of the optimised builds (compositions too).
-    let optimized = xtask::target_dir("optimized")?;
-    let jco = optimize::jco()
-        .inspect_err(|why| {
-            eprintln!("jco opt (wasm-opt) SKIPPED: {why}; the components are not size-optimised")
-        })
-        .ok();
-    for krate in dist::crates() {
-        let built = release.join(format!("{}.wasm", krate.lib));
-        let output = optimized.join(format!("{}.wasm", krate.lib));
-        optimize::component(&built, &output, jco.as_deref())?;
-        let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
-        println!(
-            "{}: {} -> {} bytes ({}{} dropped)",
-            krate.lib,
-            size(&built),
-            size(&output),
-            if jco.is_some() { "jco opt -Oz, " } else { "" },
-            optimize::DROPPED_SECTION
-        );
-    }
-    let written = dist::write(
+    let written = dist::assemble(
         &workspace().join("target/dist"),
-        |krate| optimized.join(format!("{}.wasm", krate.lib)),
+        |krate| release.join(format!("{}.wasm", krate.lib)),
         metadata,
     )?;
     for path in &written {

@@ -214,7 +214,7 @@ fn every_deployable_in_target_dist_has_its_intended_surface_and_metadata() {
         "mangopay-auth-keyvalue-draft" => artifact::keyvalue_draft_wasm().to_path_buf(),
         other => panic!("the harness does not build {other}: add it to build.rs"),
     };
-    let written = dist::write(&out, built, &meta).expect("dist writes");
+    let written = dist::assemble(&out, built, &meta).expect("dist writes");
     assert_eq!(written.len(), dist::DEPLOYABLES.len());
     let mut checked = 0;
     for entry in std::fs::read_dir(&out).expect("read target/dist") {
