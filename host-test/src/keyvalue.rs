@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use wasmtime::component::{Linker, Resource, ResourceTable};
 
 pub mod draft2 {
@@ -175,8 +174,6 @@ end
 return 0
 "#;
 
-const REDIS_TIMEOUT: Duration = Duration::from_millis(300);
-
 impl RedisKv {
     pub fn new(url: &str) -> RedisKv {
         RedisKv {
@@ -185,15 +182,7 @@ impl RedisKv {
     }
 
     fn connection(&self) -> Result<redis::Connection, String> {
-        let connection = self
-            .client
-            .get_connection_with_timeout(REDIS_TIMEOUT)
-            .map_err(|e| format!("redis: {e}"))?;
-        connection
-            .set_read_timeout(Some(REDIS_TIMEOUT))
-            .and_then(|()| connection.set_write_timeout(Some(REDIS_TIMEOUT)))
-            .map_err(|e| format!("redis: {e}"))?;
-        Ok(connection)
+        crate::store::redis_connection(&self.client)
     }
 
     fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, String> {

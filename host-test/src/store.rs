@@ -145,6 +145,19 @@ return 0
 
 const REDIS_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// One short connection per operation, bounded by `REDIS_TIMEOUT`, so a stopped Redis fails
+/// an operation quickly instead of hanging the instance.
+pub fn redis_connection(client: &redis::Client) -> Result<redis::Connection, String> {
+    let connection = client
+        .get_connection_with_timeout(REDIS_TIMEOUT)
+        .map_err(|e| format!("redis: {e}"))?;
+    connection
+        .set_read_timeout(Some(REDIS_TIMEOUT))
+        .and_then(|()| connection.set_write_timeout(Some(REDIS_TIMEOUT)))
+        .map_err(|e| format!("redis: {e}"))?;
+    Ok(connection)
+}
+
 impl RedisStore {
     pub fn new(url: &str) -> RedisStore {
         RedisStore {
@@ -153,15 +166,7 @@ impl RedisStore {
     }
 
     fn connection(&self) -> Result<redis::Connection, String> {
-        let connection = self
-            .client
-            .get_connection_with_timeout(REDIS_TIMEOUT)
-            .map_err(|e| format!("redis: {e}"))?;
-        connection
-            .set_read_timeout(Some(REDIS_TIMEOUT))
-            .and_then(|()| connection.set_write_timeout(Some(REDIS_TIMEOUT)))
-            .map_err(|e| format!("redis: {e}"))?;
-        Ok(connection)
+        redis_connection(&self.client)
     }
 }
 
