@@ -70,7 +70,7 @@ impl<T: Transport, C: Clock> Client<T, C> {
     }
 
     pub fn get_token(&self) -> Result<Token, Error> {
-        self.tokens.with_token(|token, now| Token {
+        self.tokens.with_token(None, |token, now| Token {
             access_token: token.access_token.expose().to_owned(),
             token_type: token.token_type.clone(),
             expires_in_seconds: token.seconds_left(now),
@@ -84,7 +84,7 @@ impl<T: Transport, C: Clock> Client<T, C> {
         authorize::check_request(&request, &self.tokens.settings)?;
         let bearer = self
             .tokens
-            .with_token(|token, _| token.bearer.expose().to_owned())?;
+            .with_token(None, |token, _| token.bearer.expose().to_owned())?;
         Ok(authorize::with_bearer(request, bearer))
     }
 

@@ -91,6 +91,10 @@ pub struct FakeTransport {
     script: Rc<RefCell<VecDeque<Answer>>>,
     api_script: Rc<RefCell<VecDeque<ApiScript>>>,
     calls: Rc<RefCell<Vec<SentCall>>>,
+    /// Each exchange takes this long on this clock.
+    latency: Rc<RefCell<Option<(FakeClock, Duration)>>>,
+    /// The `within` of every exchange, token requests and API calls, in order.
+    withins: Rc<RefCell<Vec<Duration>>>,
 }
 
 impl FakeTransport {
@@ -118,11 +122,39 @@ impl FakeTransport {
     pub fn calls(&self) -> Vec<SentCall> {
         self.calls.borrow().clone()
     }
+
+    /// From now on every exchange takes `latency` on `clock` (at most its `within`, as a
+    /// transport keeping to its deadline does).
+    pub fn set_latency(&self, clock: &FakeClock, latency: Duration) {
+        *self.latency.borrow_mut() = Some((clock.clone(), latency));
+    }
+
+    /// The `within` (what was left of the call's budget) of every exchange so far.
+    pub fn withins(&self) -> Vec<Duration> {
+        self.withins.borrow().clone()
+    }
+
+    /// Spends the latency of one exchange; `Err` when it would outlast `within`.
+    fn take_time(&self, within: Duration) -> Result<(), TransportError> {
+        self.withins.borrow_mut().push(within);
+        let Some((clock, latency)) = self.latency.borrow().clone() else {
+            return Ok(());
+        };
+        clock.advance(latency.min(within));
+        match latency > within {
+            true => Err(TransportError {
+                kind: TransportKind::Timeout,
+                detail: "the response head took longer than the component allows".into(),
+            }),
+            false => Ok(()),
+        }
+    }
 }
 
 impl Transport for FakeTransport {
-    fn post_token(&self, _: &TokenRequest<'_>) -> Result<RawResponse, TransportError> {
+    fn post_token(&self, request: &TokenRequest<'_>) -> Result<RawResponse, TransportError> {
         self.sent.set(self.sent.get() + 1);
+        self.take_time(request.within)?;
         let mut script = self.script.borrow_mut();
         let next = if script.len() > 1 {
             script.pop_front()
@@ -146,6 +178,7 @@ impl Transport for FakeTransport {
     }
 
     fn send(&self, call: &ApiCall<'_>) -> Result<ApiAnswer, TransportError> {
+        self.take_time(call.within)?;
         self.calls.borrow_mut().push(SentCall {
             method: call.method.to_owned(),
             path: call.path.to_owned(),
@@ -217,6 +250,19 @@ pub struct FakeStore {
     gets: Rc<Cell<u32>>,
     /// Put into the map at the n-th `get`: another instance publishing meanwhile.
     arrives: Rc<RefCell<Option<Arrival>>>,
+    /// Operations that fail: (operation, key part, from the n-th call of that operation on).
+    faults: Rc<RefCell<Vec<(Op, String, u32)>>>,
+    counts: Rc<RefCell<HashMap<Op, u32>>>,
+    /// Every write, in order: (key, value).
+    writes: Rc<RefCell<Vec<(String, Vec<u8>)>>>,
+}
+
+/// A store operation, to make one fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    Get,
+    CompareAndSwap,
+    Delete,
 }
 
 impl FakeStore {
@@ -243,9 +289,38 @@ impl FakeStore {
         *self.arrives.borrow_mut() = Some((nth, key.to_owned(), value));
     }
 
+    /// From the `nth` call of `op` on (counted from 1, on any key), `op` on a key containing
+    /// `key_part` fails.
+    pub fn fail(&self, op: Op, key_part: &str, nth: u32) {
+        self.faults.borrow_mut().push((op, key_part.to_owned(), nth));
+    }
+
+    /// Every successful write so far, in order: (key, value).
+    pub fn writes(&self) -> Vec<(String, Vec<u8>)> {
+        self.writes.borrow().clone()
+    }
+
     fn check_up(&self) -> Result<(), StoreError> {
         match self.down.get() {
             true => Err(StoreError("connection refused".into())),
+            false => Ok(()),
+        }
+    }
+
+    fn check(&self, op: Op, key: &str) -> Result<(), StoreError> {
+        self.check_up()?;
+        let count = {
+            let mut counts = self.counts.borrow_mut();
+            let count = counts.entry(op).or_default();
+            *count += 1;
+            *count
+        };
+        let faults = self.faults.borrow();
+        match faults
+            .iter()
+            .any(|(o, part, nth)| *o == op && key.contains(part.as_str()) && count >= *nth)
+        {
+            true => Err(StoreError(format!("{op:?} failed"))),
             false => Ok(()),
         }
     }
@@ -253,7 +328,7 @@ impl FakeStore {
 
 impl TokenStore for FakeStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.check_up()?;
+        self.check(Op::Get, key)?;
         self.gets.set(self.gets.get() + 1);
         let arrival = self.arrives.borrow().clone();
         if let Some((_, k, v)) = arrival.filter(|(at, ..)| *at == self.gets.get()) {
@@ -269,17 +344,20 @@ impl TokenStore for FakeStore {
         value: &[u8],
         _: Duration,
     ) -> Result<bool, StoreError> {
-        self.check_up()?;
+        self.check(Op::CompareAndSwap, key)?;
         let mut map = self.map.borrow_mut();
         if map.get(key).map(Vec::as_slice) != expected {
             return Ok(false);
         }
         map.insert(key.to_owned(), value.to_vec());
+        self.writes
+            .borrow_mut()
+            .push((key.to_owned(), value.to_vec()));
         Ok(true)
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.check_up()?;
+        self.check(Op::Delete, key)?;
         self.map.borrow_mut().remove(key);
         Ok(())
     }

@@ -248,21 +248,19 @@ impl<B: Bucket> KeyValueStore<B> {
         }
         // Elected: still the value the election was about? A latecomer that incremented
         // after the winner wrote and deleted the counter finds a new value here.
-        let (again, cas) = self.bucket.read(key)?;
-        let written = if again.as_deref() != physical {
-            false
-        } else {
-            match cas {
-                Some(cas) => self.bucket.swap(cas, new)?,
-                None => {
-                    self.bucket.set(key, new)?;
-                    true
-                }
+        let written = self.bucket.read(key).and_then(|(again, cas)| {
+            if again.as_deref() != physical {
+                return Ok(false);
             }
-        };
-        // Best effort: a counter left behind only costs a key.
+            match cas {
+                Some(cas) => self.bucket.swap(cas, new),
+                None => self.bucket.set(key, new).map(|()| true),
+            }
+        });
+        // Whatever happened, store errors included: a counter left behind would make the
+        // next writer on this value lose its election until the span wraps.
         let _ = self.bucket.delete(&election);
-        Ok(written)
+        written
     }
 }
 

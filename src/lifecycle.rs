@@ -13,9 +13,9 @@ use crate::config::{CoolDown, Settings};
 use crate::error::{self, Error};
 use crate::ports::{Clock, Transport};
 use crate::redact;
-use crate::retry::{self, Failure};
+use crate::retry::{self, Deadline, Failure};
 use crate::secret::Secret;
-use crate::shared::{Acquired, Shared, SharedToken, StoreHealth};
+use crate::shared::{Acquired, Lead, Outcome, Shared, SharedToken, StoreHealth};
 use crate::wire::{self, TokenResponse};
 use std::cell::RefCell;
 use std::time::Duration;
@@ -182,19 +182,22 @@ impl State {
         self.source = Some(Source::FreshFetch);
     }
 
-    /// Blocks token requests as `retry::pause_after` says; `Ok` if the held token may still
-    /// be served.
+    /// Blocks token requests as `retry::pause_after` says, `strikes` being the consecutive
+    /// credential failures before this one (this instance's or the fleet's, whichever knows
+    /// more). Gives `Ok` if the held token may still be served, and the pause.
     fn failed(
         &mut self,
-        failure: Failure,
+        failure: &Failure,
+        strikes: u32,
         now: Duration,
         cool_down: &CoolDown,
-    ) -> Result<(), Error> {
+    ) -> (Result<(), Error>, Option<Duration>) {
         let alive = self.alive(now);
+        self.strikes = self.strikes.max(strikes);
         if retry::is_credential_failure(&failure.error) {
             self.strikes = self.strikes.saturating_add(1);
         }
-        let pause = retry::pause_after(&failure, self.strikes, alive, cool_down);
+        let pause = retry::pause_after(failure, self.strikes, alive, cool_down);
         if let Some(pause) = pause {
             self.block = Some(Block {
                 until: now.saturating_add(pause),
@@ -203,12 +206,21 @@ impl State {
         }
         if alive {
             self.source = Some(Source::InstanceCache);
-            return Ok(());
+            return (Ok(()), pause);
         }
-        Err(match pause {
-            Some(pause) => failure.error.with_retry_in(pause),
-            None => failure.error,
-        })
+        let error = match pause {
+            Some(pause) => failure.error.clone().with_retry_in(pause),
+            None => failure.error.clone(),
+        };
+        (Err(error), pause)
+    }
+
+    /// A cool-down another instance published: no token request for `remaining`.
+    fn blocked_by_fleet(&mut self, error: Error, remaining: Duration, now: Duration) {
+        self.block = Some(Block {
+            until: now.saturating_add(remaining),
+            error,
+        });
     }
 }
 
@@ -216,31 +228,31 @@ impl State {
 /// SHA-256, the entry's JSON) is linked only into a component that makes a store-backed
 /// client: the world without a store is ~20 KB smaller.
 pub trait Sharing<C> {
-    fn acquire(&self, clock: &C, settings: &Settings) -> Acquired;
-    fn publish(
+    fn acquire(
         &self,
         clock: &C,
         settings: &Settings,
-        token: Option<&HeldToken>,
-        expected: Option<&[u8]>,
-    );
+        held_alive: bool,
+        deadline: &Deadline,
+    ) -> Acquired;
+    fn finish(&self, clock: &C, settings: &Settings, lead: Lead, outcome: Outcome<'_>);
     fn reject(&self, clock: &C, settings: &Settings, token: &str);
     fn health(&self) -> (StoreHealth, Option<String>);
 }
 
 impl<C: Clock> Sharing<C> for Shared {
-    fn acquire(&self, clock: &C, settings: &Settings) -> Acquired {
-        Shared::acquire(self, clock, settings)
-    }
-
-    fn publish(
+    fn acquire(
         &self,
         clock: &C,
         settings: &Settings,
-        token: Option<&HeldToken>,
-        expected: Option<&[u8]>,
-    ) {
-        Shared::publish(self, clock, settings, token, expected);
+        held_alive: bool,
+        deadline: &Deadline,
+    ) -> Acquired {
+        Shared::acquire(self, clock, settings, held_alive, deadline)
+    }
+
+    fn finish(&self, clock: &C, settings: &Settings, lead: Lead, outcome: Outcome<'_>) {
+        Shared::finish(self, clock, settings, lead, outcome);
     }
 
     fn reject(&self, clock: &C, settings: &Settings, token: &str) {
@@ -277,9 +289,19 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
         }
     }
 
+    /// A deadline for a call starting now (`retry.budget-ms`).
+    pub fn deadline(&self) -> Deadline {
+        Deadline::start(&self.clock, self.settings.retry.budget)
+    }
+
     /// Runs `f` on a usable token. The held one while it is before its refresh point (the
-    /// cached path: one clock read, no allocation); otherwise see `renew`.
-    pub fn with_token<R>(&self, f: impl FnOnce(&HeldToken, Duration) -> R) -> Result<R, Error> {
+    /// cached path: one clock read, no allocation); otherwise see `renew`, within the call's
+    /// `deadline` (made only when needed: the cached path does not read the clock twice).
+    pub fn with_token<R>(
+        &self,
+        deadline: Option<&Deadline>,
+        f: impl FnOnce(&HeldToken, Duration) -> R,
+    ) -> Result<R, Error> {
         let now = self.clock.monotonic();
         {
             let mut state = self.state.borrow_mut();
@@ -289,7 +311,15 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
                 return Ok(result);
             }
         }
-        let now = self.renew(now)?;
+        let own;
+        let deadline = match deadline {
+            Some(deadline) => deadline,
+            None => {
+                own = self.deadline();
+                &own
+            }
+        };
+        let now = self.renew(now, deadline)?;
         let state = self.state.borrow();
         match state.held.as_ref() {
             Some(token) => Ok(f(token, now)),
@@ -349,51 +379,86 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
     }
 
     /// Makes the held token one that may be sent, or says why there is none. Unless a
-    /// cool-down or `Retry-After` forbids it: a token shared by another instance, else one
-    /// fetched (by this instance, or by the one holding the store's lease while this one
-    /// waits). Returns the monotonic time after the work.
-    fn renew(&self, now: Duration) -> Result<Duration, Error> {
-        if let Some(served) = self.state.borrow_mut().while_blocked(now) {
-            return served.map(|()| now);
-        }
-        let lead = match self
+    /// cool-down or `Retry-After` forbids it (this instance's, or one the fleet shares): a
+    /// token shared by another instance, else one fetched (by this instance, or by the one
+    /// holding the store's lease while this one waits, or serves its live token meanwhile).
+    /// Returns the monotonic time after the work.
+    fn renew(&self, now: Duration, deadline: &Deadline) -> Result<Duration, Error> {
+        let held_alive = {
+            let mut state = self.state.borrow_mut();
+            if let Some(served) = state.while_blocked(now) {
+                return served.map(|()| now);
+            }
+            state.alive(now)
+        };
+        let acquired = self
             .shared
             .as_deref()
-            .map(|s| s.acquire(&self.clock, &self.settings))
-        {
-            Some(Acquired::Adopted(token)) => {
+            .map(|s| s.acquire(&self.clock, &self.settings, held_alive, deadline));
+        let lead = match acquired {
+            Some(Acquired::Adopted(token)) | Some(Acquired::ServeAlive(Some(token))) => {
                 let mut state = self.state.borrow_mut();
                 state.held = Some(token);
                 state.source = Some(Source::SharedStore);
                 return Ok(self.clock.monotonic());
             }
-            Some(Acquired::Leader { expected }) => Some(expected),
+            Some(Acquired::ServeAlive(None)) => {
+                self.state.borrow_mut().source = Some(Source::InstanceCache);
+                return Ok(self.clock.monotonic());
+            }
+            Some(Acquired::Blocked { error, remaining }) => {
+                let now = self.clock.monotonic();
+                let mut state = self.state.borrow_mut();
+                state.blocked_by_fleet(error, remaining, now);
+                return match state.while_blocked(now) {
+                    Some(served) => served.map(|()| now),
+                    None => Ok(now),
+                };
+            }
+            Some(Acquired::TimedOut(error)) => return Err(error),
+            Some(Acquired::Leader(lead)) => Some(lead),
             Some(Acquired::Direct) | None => None,
         };
-        let fetched = retry::with_retries(&self.settings.retry, &self.clock, || self.fetch());
+        let fetched = retry::with_retries(&self.settings.retry, &self.clock, deadline, || {
+            self.fetch(deadline)
+        });
         let now = self.clock.monotonic();
-        if let (Some(shared), Some(expected)) = (&self.shared, &lead) {
-            let fetched = fetched.as_ref().ok();
-            shared.publish(&self.clock, &self.settings, fetched, expected.as_deref());
-        }
         let mut state = self.state.borrow_mut();
         match fetched {
             Ok(token) => {
+                if let (Some(shared), Some(lead)) = (&self.shared, lead) {
+                    shared.finish(&self.clock, &self.settings, lead, Outcome::Fetched(&token));
+                }
                 state.fetched(token);
                 Ok(now)
             }
-            Err(failure) => state
-                .failed(*failure, now, &self.settings.cool_down)
-                .map(|()| now),
+            Err(failure) => {
+                let strikes = lead.as_ref().map_or(0, |lead| lead.strikes);
+                let (served, pause) =
+                    state.failed(&failure, strikes, now, &self.settings.cool_down);
+                if let (Some(shared), Some(lead)) = (&self.shared, lead) {
+                    let outcome = match pause {
+                        Some(pause) if retry::is_shared_pause(&failure) => Outcome::CoolDown {
+                            error: &failure.error,
+                            pause,
+                            strikes: state.strikes,
+                        },
+                        _ => Outcome::Failed,
+                    };
+                    shared.finish(&self.clock, &self.settings, lead, outcome);
+                }
+                served.map(|()| now)
+            }
         }
     }
 
-    /// One token request.
-    fn fetch(&self) -> Result<HeldToken, Box<Failure>> {
+    /// One token request, ending by `deadline`.
+    fn fetch(&self, deadline: &Deadline) -> Result<HeldToken, Box<Failure>> {
         let now = self.clock.monotonic();
         let wall = self.clock.wall();
         self.state.borrow_mut().token_requests += 1;
-        let request = wire::token_request(&self.settings);
+        let mut request = wire::token_request(&self.settings);
+        (request.timeouts, request.within) = deadline.clip(&self.clock, self.settings.timeouts);
         let mut response = self.transport.post_token(&request).map_err(|e| {
             let state = self.state.borrow();
             let held = state.held.as_ref().map_or("", |t| t.access_token.expose());

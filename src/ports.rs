@@ -44,7 +44,11 @@ pub struct TokenRequest<'a> {
     pub path: &'static str,
     pub headers: [(&'static str, &'a str); 5],
     pub body: &'static str,
+    /// Per phase, each already cut to `within`.
     pub timeouts: Timeouts,
+    /// The whole exchange (connect, writing the body, the head, the body) ends within this:
+    /// what is left of the call's budget (`retry::Deadline`).
+    pub within: Duration,
 }
 
 /// Everything the transport needs to send one authorized API call (built by `send`).
@@ -56,7 +60,10 @@ pub struct ApiCall<'a> {
     /// Checked, with the Bearer `Authorization` and, for a body, `Content-Length`.
     pub headers: &'a [(String, String)],
     pub body: Option<&'a [u8]>,
+    /// Per phase, each already cut to `within`.
     pub timeouts: Timeouts,
+    /// The whole exchange ends within this: what is left of the call's budget.
+    pub within: Duration,
     /// Read at most this many bytes of the answer's body (and say whether there was more).
     pub body_cap: usize,
 }

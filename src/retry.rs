@@ -1,9 +1,10 @@
 //! When to try again: retries of transient faults inside one call (token requests and API
 //! calls alike), the cool-down after credential failures, and `Retry-After`.
 
-use crate::config::{CoolDown, RetryPolicy};
+use crate::config::{CoolDown, RetryPolicy, Timeouts};
 use crate::error::Error;
 use crate::ports::{Clock, TransportKind};
+use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
@@ -29,14 +30,68 @@ pub enum Attempt<T> {
     },
 }
 
-/// Runs `attempt` until it is done, or the attempts or the time budget run out; between
-/// attempts it waits the server's `Retry-After`, else a jittered backoff.
+/// The least time an attempt must have left for a retry to start: below it the attempt could
+/// not even connect.
+pub const MIN_ATTEMPT: Duration = Duration::from_millis(100);
+
+/// One call's time budget (`retry.budget-ms`), from the moment the call starts: waiting for
+/// another instance's token request, the token request and its retries, the API call and its
+/// retries and the resend after a refused token all spend it. Time is read on the monotonic
+/// clock and also counted from the pauses taken, so a host clock that stands still (or runs
+/// slow) cannot make a call wait past its budget.
+pub struct Deadline {
+    at: Duration,
+    budget: Duration,
+    slept: Cell<Duration>,
+}
+
+impl Deadline {
+    pub fn start(clock: &impl Clock, budget: Duration) -> Deadline {
+        Deadline {
+            at: clock.monotonic().saturating_add(budget),
+            budget,
+            slept: Cell::new(Duration::ZERO),
+        }
+    }
+
+    /// What is left of the budget.
+    pub fn remaining(&self, clock: &impl Clock) -> Duration {
+        let by_clock = self.at.saturating_sub(clock.monotonic());
+        by_clock.min(self.budget.saturating_sub(self.slept.get()))
+    }
+
+    /// Waits `pause`, counted against the budget.
+    pub fn sleep(&self, clock: &impl Clock, pause: Duration) {
+        clock.sleep(pause);
+        self.slept.set(self.slept.get().saturating_add(pause));
+    }
+
+    /// Whether a pause of `wait` leaves an attempt at least `MIN_ATTEMPT` before the deadline.
+    pub fn allows(&self, clock: &impl Clock, wait: Duration) -> bool {
+        wait.saturating_add(MIN_ATTEMPT) <= self.remaining(clock)
+    }
+
+    /// `timeouts` cut to what is left, so that an attempt ends by the deadline.
+    pub fn clip(&self, clock: &impl Clock, timeouts: Timeouts) -> (Timeouts, Duration) {
+        let left = self.remaining(clock);
+        let clipped = Timeouts {
+            connect: timeouts.connect.min(left),
+            first_byte: timeouts.first_byte.min(left),
+            between_bytes: timeouts.between_bytes.min(left),
+        };
+        (clipped, left)
+    }
+}
+
+/// Runs `attempt` until it is done, the attempts run out, or no retry fits before `deadline`;
+/// between attempts it waits a jittered backoff, or the server's `Retry-After` when that is
+/// longer (a server's word can lengthen a pause, never shorten it).
 pub fn retrying<T>(
     policy: &RetryPolicy,
     clock: &impl Clock,
+    deadline: &Deadline,
     mut attempt: impl FnMut() -> Attempt<T>,
 ) -> T {
-    let started = clock.monotonic();
     let mut attempts = 1;
     loop {
         let (outcome, retry_after) = match attempt() {
@@ -49,13 +104,12 @@ pub fn retrying<T>(
         if attempts >= policy.max_attempts {
             return outcome;
         }
-        let wait =
-            retry_after.unwrap_or_else(|| backoff(policy.initial_backoff, attempts, jitter()));
-        let elapsed = clock.monotonic().saturating_sub(started);
-        if elapsed.saturating_add(wait) > policy.budget {
+        let backoff = backoff(policy.initial_backoff, attempts, jitter());
+        let wait = retry_after.map_or(backoff, |r| r.max(backoff));
+        if !deadline.allows(clock, wait) {
             return outcome;
         }
-        clock.sleep(wait);
+        deadline.sleep(clock, wait);
         attempts += 1;
     }
 }
@@ -65,9 +119,10 @@ pub fn retrying<T>(
 pub fn with_retries<T>(
     policy: &RetryPolicy,
     clock: &impl Clock,
+    deadline: &Deadline,
     mut attempt: impl FnMut() -> Result<T, Box<Failure>>,
 ) -> Result<T, Box<Failure>> {
-    retrying(policy, clock, || match attempt() {
+    retrying(policy, clock, deadline, || match attempt() {
         Err(failure) if is_transient(&failure.error) => Attempt::Transient {
             retry_after: failure.retry_after,
             outcome: Err(failure),
@@ -78,24 +133,38 @@ pub fn with_retries<T>(
 
 /// How long to send no token request after a call's attempts all failed; `None`: the next
 /// call may try at once. Credential failures cool down, doubling with `strikes` (consecutive
-/// ones, this included), since repeating them prolongs a lockout; a `Retry-After` is honoured
-/// up to the cool-down maximum; and while the held token is `alive` a failed renewal is
-/// retried only after `RENEWAL_RETRY`, so the calls it serves meanwhile stay fast.
+/// ones, this included), since repeating them prolongs a lockout; while the held token is
+/// `alive` a failed renewal is retried only after `RENEWAL_RETRY`, so the calls it serves
+/// meanwhile stay fast. A `Retry-After` (up to the cool-down maximum) can lengthen either
+/// pause, never shorten it: `Retry-After: 0` does not make every call a token request.
 pub fn pause_after(
     failure: &Failure,
     strikes: u32,
     alive: bool,
     limits: &CoolDown,
 ) -> Option<Duration> {
-    if is_credential_failure(&failure.error) {
+    let own = if is_credential_failure(&failure.error) {
         Some(cool_down(limits.initial, limits.max, strikes))
-    } else if let Some(retry_after) = failure.retry_after {
-        Some(retry_after.min(limits.max))
     } else if alive {
         Some(RENEWAL_RETRY)
     } else {
         None
+    };
+    let server = failure
+        .retry_after
+        .map(|r| r.min(limits.max))
+        .filter(|r| !r.is_zero());
+    match (own, server) {
+        (Some(own), Some(server)) => Some(own.max(server)),
+        (own, server) => own.or(server),
     }
+}
+
+/// Whether the pause after `failure` holds for every instance with the same credentials, and
+/// so is published in the shared store: credential failures and a server's `Retry-After`. The
+/// pause for a renewal that failed while the token lives is this instance's own.
+pub fn is_shared_pause(failure: &Failure) -> bool {
+    is_credential_failure(&failure.error) || failure.retry_after.is_some_and(|r| !r.is_zero())
 }
 
 /// Whether another attempt inside the same call may succeed: transport hiccups, rate limits

@@ -8,7 +8,7 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::ports::{ApiAnswer, ApiCall, Clock, Transport};
 use crate::redact;
-use crate::retry::{self, Attempt, Failure};
+use crate::retry::{self, Attempt, Deadline, Failure};
 
 /// An API call, relative to the client's base URL.
 #[derive(Debug, PartialEq, Eq)]
@@ -101,6 +101,31 @@ pub fn is_transient_status(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
 }
 
+/// Framing and hop-by-hop headers (RFC 9110 7.6.1, RFC 9112 6.1): how a message is cut on
+/// one connection is the transport's business, and a caller's `Transfer-Encoding` beside the
+/// `Content-Length` `send` sets is how requests are smuggled.
+const HOP_BY_HOP: [&str; 6] = [
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "keep-alive",
+    "proxy-connection",
+];
+
+/// Refuses a header `send` may not pass on (`HOP_BY_HOP`), naming it, never its value.
+pub fn check_hop_by_hop(headers: &[(String, String)]) -> Result<(), Error> {
+    match headers
+        .iter()
+        .find(|(name, _)| HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)))
+    {
+        Some((name, _)) => Err(Error::InvalidRequest(format!(
+            "header {name}: framing and hop-by-hop headers are the transport's to set"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Headers the transport sets itself: the length of the body, and the authority (checked to
 /// be the base URL's by `authorize::check_request`).
 fn is_managed(name: &str) -> bool {
@@ -109,10 +134,14 @@ fn is_managed(name: &str) -> bool {
 
 impl<T: Transport, C: Clock> Client<T, C> {
     /// Sends `request` with the token and returns the answer. A 401 refusing the token drops
-    /// it, renews, and resends once; an SCA 401 is returned at once with the token kept.
+    /// it, renews, and resends once; an SCA 401 is returned at once with the token kept. The
+    /// whole call, waits, token requests, retries and the resend, keeps to one deadline
+    /// (`retry.budget-ms` from now).
     pub fn send(&self, request: ApiRequest) -> Result<ApiResponse, Error> {
+        let deadline = self.tokens.deadline();
         let settings = &self.tokens.settings;
         let path = resolve_path(&request.path, &settings.client_id)?;
+        check_hop_by_hop(&request.headers)?;
         let mut http = HttpRequest {
             method: request.method,
             url: format!("{}{path}", settings.base_url),
@@ -125,9 +154,9 @@ impl<T: Transport, C: Clock> Client<T, C> {
                 .push(("Content-Length".to_owned(), body.len().to_string()));
         }
         let body = request.body.as_deref();
-        let first = self.send_authorized(&http, &path, body)?;
+        let first = self.send_authorized(&http, &path, body, &deadline)?;
         match first.verdict {
-            Verdict::TokenRejected(_) => self.send_authorized(&http, &path, body),
+            Verdict::TokenRejected(_) => self.send_authorized(&http, &path, body, &deadline),
             _ => Ok(first),
         }
     }
@@ -138,10 +167,15 @@ impl<T: Transport, C: Clock> Client<T, C> {
         request: &HttpRequest,
         path: &str,
         body: Option<&[u8]>,
+        deadline: &Deadline,
     ) -> Result<ApiResponse, Error> {
         let tokens = &self.tokens;
         let settings = &tokens.settings;
-        let (bearer, token) = tokens.with_token(|token, _| {
+        let clock = tokens.clock();
+        if !deadline.allows(clock, std::time::Duration::ZERO) {
+            return Err(out_of_budget());
+        }
+        let (bearer, token) = tokens.with_token(Some(deadline), |token, _| {
             let bearer = token.bearer.expose().to_owned();
             (bearer, token.access_token.clone())
         })?;
@@ -155,18 +189,19 @@ impl<T: Transport, C: Clock> Client<T, C> {
             bearer,
         );
         let cap = settings.max_response_bytes;
-        let call = ApiCall {
-            origin: &settings.base,
-            method: &authorized.method,
-            path,
-            headers: &authorized.headers,
-            body,
-            timeouts: settings.timeouts,
-            body_cap: usize::try_from(cap).unwrap_or(usize::MAX),
-        };
         let repeatable = may_repeat(&authorized.method, &authorized.headers);
-        let clock = tokens.clock();
-        let answer = retry::retrying(&settings.retry, clock, || {
+        let answer = retry::retrying(&settings.retry, clock, deadline, || {
+            let (timeouts, within) = deadline.clip(clock, settings.timeouts);
+            let call = ApiCall {
+                origin: &settings.base,
+                method: &authorized.method,
+                path,
+                headers: &authorized.headers,
+                body,
+                timeouts,
+                within,
+                body_cap: usize::try_from(cap).unwrap_or(usize::MAX),
+            };
             let outcome = tokens.transport().send(&call).map_err(|e| {
                 Box::new(Failure {
                     error: Error::Transport(redact::transport_error(e, &secrets)),
@@ -202,6 +237,15 @@ impl<T: Transport, C: Clock> Client<T, C> {
             verdict,
         })
     }
+}
+
+/// The call's budget ran out before the API call could be sent (the resend after a refused
+/// token, after a slow renewal).
+fn out_of_budget() -> Error {
+    Error::Transport(crate::ports::TransportError {
+        kind: crate::ports::TransportKind::Timeout,
+        detail: "the call's retry budget (retry.budget-ms) ran out before the API call".into(),
+    })
 }
 
 fn header<'a>(headers: &'a [(String, String)], wanted: &str) -> Option<&'a str> {

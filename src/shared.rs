@@ -1,13 +1,20 @@
 //! Sharing a token through the host's store, so that instances with the same credentials
-//! make one token request between them: the store keys, the stored entry, and the lease that
-//! makes one instance fetch while the others wait. Any store failure means fetching directly:
-//! the store never fails a call.
+//! make one token request between them, in good times and bad: the store keys, the stored
+//! token, the lease that makes one instance fetch while the others wait or keep serving a
+//! live token, and the shared cool-down that keeps every instance from repeating a token
+//! request the token endpoint refused. Any store failure means fetching directly, with the
+//! instance's own cool-down: the store never fails a call.
+//!
+//! Bounds against clocks that disagree: an entry carries its writer's wall-clock expiry, but
+//! no reader trusts it further than the entry's own lifetime (a token's `expires_in`, a
+//! lease's `ttl_ms`, a cool-down's `pause_ms`) from when this instance first saw it.
 
 use crate::config::Settings;
+use crate::error::{ApiError, Error, OAuthError, UnexpectedResponse};
 use crate::lifecycle::HeldToken;
 use crate::ports::{Clock, StoreError, TokenStore};
 use crate::redact;
-use crate::retry;
+use crate::retry::{self, Deadline};
 use crate::secret::Secret;
 use crate::wire;
 use serde::{Deserialize, Serialize};
@@ -18,20 +25,33 @@ use std::fmt::Write as _;
 use std::time::Duration;
 use zeroize::Zeroize;
 
-/// How long a lease keeps other instances waiting if its holder dies without releasing it.
-pub const LEASE_TTL: Duration = Duration::from_secs(10);
+/// What a lease adds to the longest fetch its holder's settings allow (`retry.budget-ms`,
+/// which every call keeps to): the time to publish and release.
+pub const LEASE_SLACK: Duration = Duration::from_secs(2);
+
+/// How long a released lease's marker stays: a moment, as the key is free the instant it
+/// is written.
+const RELEASED_TTL: Duration = Duration::from_secs(1);
 
 /// Pauses between looks at the store while another instance holds the lease: quick at first,
-/// about 5 s in all. Counted rather than timed, so a stopped clock cannot make it endless.
-pub const WAIT_SCHEDULE_MS: [u64; 12] = [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000, 1000];
+/// then every `WAIT_STEP_MAX`, as long as the waiting call's deadline allows.
+pub const WAIT_FIRST: Duration = Duration::from_millis(5);
+pub const WAIT_STEP_MAX: Duration = Duration::from_millis(250);
+
+/// How long a lease lives: longer than the longest fetch the settings allow.
+pub fn lease_ttl(settings: &Settings) -> Duration {
+    settings.retry.budget.saturating_add(LEASE_SLACK)
+}
 
 /// The store keys of one set of credentials. Derived by SHA-256, so no key reveals the API
-/// key, and different base URLs or client ids never share a token.
+/// key, and different base URLs or client ids never share a token or a cool-down.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
     pub id: String,
     pub token: String,
     pub lease: String,
+    /// The shared cool-down: until when no instance may send a token request.
+    pub block: String,
 }
 
 impl Keys {
@@ -47,6 +67,7 @@ impl Keys {
         Keys {
             token: format!("mangopay-auth/v1/token/{id}"),
             lease: format!("mangopay-auth/v1/lease/{id}"),
+            block: format!("mangopay-auth/v1/cool-down/{id}"),
             id,
         }
     }
@@ -70,12 +91,14 @@ pub struct SharedToken {
     pub expires_at_ms: u64,
 }
 
+/// The stored form. Owned strings: a value with a JSON escape (`\"`, `\\`, `\u…`) cannot be
+/// borrowed from the bytes, and such a token must be shared like any other.
 #[derive(Serialize, Deserialize)]
-struct Entry<'a> {
+struct Entry {
     v: u32,
-    id: &'a str,
-    access_token: &'a str,
-    token_type: &'a str,
+    id: String,
+    access_token: String,
+    token_type: String,
     expires_in: u64,
     expires_at_ms: u64,
 }
@@ -84,13 +107,18 @@ impl SharedToken {
     pub fn encode(&self, id: &str) -> Secret {
         let entry = Entry {
             v: 1,
-            id,
-            access_token: self.access_token.expose(),
-            token_type: &self.token_type,
+            id: id.to_owned(),
+            access_token: self.access_token.expose().to_owned(),
+            token_type: self.token_type.clone(),
             expires_in: self.expires_in,
             expires_at_ms: self.expires_at_ms,
         };
-        Secret::new(serde_json::to_string(&entry).unwrap_or_default())
+        let text = serde_json::to_string(&entry).unwrap_or_default();
+        let Entry {
+            mut access_token, ..
+        } = entry;
+        access_token.zeroize();
+        Secret::new(text)
     }
 
     /// The token in `value` if it is ours (format, version, key id) and sane; `None` for a
@@ -100,14 +128,25 @@ impl SharedToken {
         let header_safe = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic());
         let sane = entry.v == 1
             && entry.id == id
-            && header_safe(entry.access_token)
+            && header_safe(&entry.access_token)
             && entry.token_type.eq_ignore_ascii_case("bearer")
             && (1..=wire::MAX_EXPIRES_IN).contains(&entry.expires_in);
-        sane.then(|| SharedToken {
-            access_token: Secret::new(entry.access_token.to_owned()),
-            token_type: entry.token_type.to_owned(),
-            expires_in: entry.expires_in,
-            expires_at_ms: entry.expires_at_ms,
+        let Entry {
+            mut access_token,
+            token_type,
+            expires_in,
+            expires_at_ms,
+            ..
+        } = entry;
+        if !sane {
+            access_token.zeroize();
+            return None;
+        }
+        Some(SharedToken {
+            access_token: Secret::new(access_token),
+            token_type,
+            expires_in,
+            expires_at_ms,
         })
     }
 
@@ -122,6 +161,187 @@ impl SharedToken {
     }
 }
 
+/// A lease as stored: a random holder, so that a holder releases only its own, and the
+/// lease's own lifetime, so that a reader whose clock disagrees with the writer's still
+/// sees it end.
+#[derive(Serialize, Deserialize)]
+struct LeaseEntry {
+    v: u32,
+    id: String,
+    holder: String,
+    ttl_ms: u64,
+}
+
+fn lease_value(id: &str, ttl: Duration) -> Vec<u8> {
+    let entry = LeaseEntry {
+        v: 1,
+        id: id.to_owned(),
+        holder: format!("{:016x}", retry::jitter().to_bits()),
+        ttl_ms: millis(ttl),
+    };
+    serde_json::to_vec(&entry).unwrap_or_default()
+}
+
+/// The lifetime of the lease in `value`, if it is one of ours and not released.
+fn lease_ttl_of(value: &[u8], id: &str) -> Option<Duration> {
+    let entry: LeaseEntry = serde_json::from_slice(value).ok()?;
+    (entry.v == 1 && entry.id == id).then(|| Duration::from_millis(entry.ttl_ms))
+}
+
+/// What replaces a lease its holder is done with: not a lease, so the key is free at once.
+fn released(id: &str) -> Vec<u8> {
+    format!(r#"{{"v":1,"id":"{id}","released":true}}"#).into_bytes()
+}
+
+/// A shared cool-down as stored: until when no token request may be made, the typed error
+/// to answer meanwhile (its texts already quoted: no secret in them), and the strikes, so
+/// that the doubling after repeated failures is shared too.
+#[derive(Serialize, Deserialize)]
+struct BlockEntry {
+    v: u32,
+    id: String,
+    until_ms: u64,
+    pause_ms: u64,
+    strikes: u32,
+    error: StoredError,
+}
+
+/// The errors a cool-down answers with: the token endpoint's answers.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+enum StoredError {
+    InvalidCredentials {
+        status: u16,
+        message: String,
+        error_type: String,
+        error_id: Option<String>,
+        date: Option<f64>,
+    },
+    LockedOut {
+        status: u16,
+        error: String,
+        description: Option<String>,
+    },
+    #[serde(rename = "oauth")]
+    OAuth {
+        status: u16,
+        error: String,
+        description: Option<String>,
+    },
+    UnexpectedResponse {
+        status: u16,
+        excerpt: String,
+    },
+}
+
+impl StoredError {
+    fn from_error(error: &Error) -> Option<StoredError> {
+        Some(match error {
+            Error::InvalidCredentials(e) => StoredError::InvalidCredentials {
+                status: e.status,
+                message: e.message.clone(),
+                error_type: e.error_type.clone(),
+                error_id: e.id.clone(),
+                date: e.date,
+            },
+            Error::LockedOut(e) => StoredError::LockedOut {
+                status: e.status,
+                error: e.error.clone(),
+                description: e.description.clone(),
+            },
+            Error::OAuth(e) => StoredError::OAuth {
+                status: e.status,
+                error: e.error.clone(),
+                description: e.description.clone(),
+            },
+            Error::UnexpectedResponse(e) => StoredError::UnexpectedResponse {
+                status: e.status,
+                excerpt: e.excerpt.clone(),
+            },
+            _ => return None,
+        })
+    }
+
+    /// The error, its texts quoted again with this instance's secrets: a value from the
+    /// store is text from outside.
+    fn into_error(self, secrets: &[&str]) -> Error {
+        let q = |text: String| redact::quote(&text, secrets);
+        match self {
+            StoredError::InvalidCredentials {
+                status,
+                message,
+                error_type,
+                error_id,
+                date,
+            } => Error::InvalidCredentials(ApiError {
+                status,
+                message: q(message),
+                error_type: q(error_type),
+                id: error_id.map(q),
+                date,
+                retry_in: None,
+            }),
+            StoredError::LockedOut {
+                status,
+                error,
+                description,
+            } => Error::LockedOut(OAuthError {
+                status,
+                error: q(error),
+                description: description.map(q),
+                retry_in: None,
+            }),
+            StoredError::OAuth {
+                status,
+                error,
+                description,
+            } => Error::OAuth(OAuthError {
+                status,
+                error: q(error),
+                description: description.map(q),
+                retry_in: None,
+            }),
+            StoredError::UnexpectedResponse { status, excerpt } => {
+                Error::UnexpectedResponse(UnexpectedResponse {
+                    status,
+                    excerpt: q(excerpt),
+                    retry_in: None,
+                })
+            }
+        }
+    }
+}
+
+/// A cool-down read from the store.
+struct SharedBlock {
+    /// What is left of it at the read: to its writer's wall-clock end, but never more than
+    /// its own pause.
+    remaining: Duration,
+    strikes: u32,
+    error: Error,
+}
+
+impl SharedBlock {
+    fn decode(value: &[u8], id: &str, wall_now: Duration, secrets: &[&str]) -> Option<Self> {
+        let entry: BlockEntry = serde_json::from_slice(value).ok()?;
+        if entry.v != 1 || entry.id != id {
+            return None;
+        }
+        let remaining = Duration::from_millis(entry.until_ms)
+            .saturating_sub(wall_now)
+            .min(Duration::from_millis(entry.pause_ms));
+        Some(SharedBlock {
+            remaining,
+            strikes: entry.strikes,
+            error: entry.error.into_error(secrets),
+        })
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Whether the shared store worked the last time it was used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreHealth {
@@ -132,10 +352,13 @@ pub enum StoreHealth {
 
 /// What a look at the token entry found.
 enum Look {
+    /// Before its refresh point.
     Usable(HeldToken),
+    /// Not usable: what was read (to be replaced by compare-and-swap), and the token if it is
+    /// past its refresh point but still alive (served while another instance renews).
     Unusable {
         expected: Option<Vec<u8>>,
-        seen: Option<Secret>,
+        alive: Option<HeldToken>,
     },
     Failed,
 }
@@ -144,10 +367,42 @@ enum Look {
 pub enum Acquired {
     /// A usable token another instance fetched.
     Adopted(HeldToken),
-    /// This instance holds the lease: it fetches and publishes, replacing `expected`.
-    Leader { expected: Option<Vec<u8>> },
-    /// Fetch without the store (it failed, or the lease holder took too long).
+    /// Another instance is renewing, or a cool-down forbids renewing: serve this live token
+    /// (from the store), or the one this instance holds (`None`).
+    ServeAlive(Option<HeldToken>),
+    /// A cool-down other instances published: answer `error` for `remaining`, send nothing.
+    Blocked { error: Error, remaining: Duration },
+    /// This instance holds the lease: it fetches, then calls `Sharing::finish`.
+    Leader(Lead),
+    /// Fetch without the store (it failed).
     Direct,
+    /// Another instance held the lease for all of this call's budget.
+    TimedOut(Error),
+}
+
+/// What the lease holder must know to publish and release.
+pub struct Lead {
+    /// The token entry read, replaced by compare-and-swap.
+    expected: Option<Vec<u8>>,
+    /// This instance's lease value: released only while it is still there.
+    lease: Vec<u8>,
+    /// The cool-down entry read (an ended one), replaced by compare-and-swap.
+    block: Option<Vec<u8>>,
+    /// The strikes it carried, for the shared doubling.
+    pub strikes: u32,
+}
+
+/// How a lead's fetch ended, for `finish`.
+pub enum Outcome<'a> {
+    Fetched(&'a HeldToken),
+    /// The cool-down to share: the error, its pause and the strikes so far.
+    CoolDown {
+        error: &'a Error,
+        pause: Duration,
+        strikes: u32,
+    },
+    /// A failure that other instances need not hear of (they try again themselves).
+    Failed,
 }
 
 /// How many rejected tokens an instance remembers, so as never to adopt them again. A token
@@ -158,10 +413,22 @@ pub const REJECTED_MEMORY: usize = 16;
 pub struct Shared {
     store: Box<dyn TokenStore>,
     keys: Keys,
+    lease_ttl: Duration,
     /// Already quoted (`redact::quote`): the host's text may echo a value.
     error: RefCell<Option<String>>,
     /// SHA-256 of each token the API refused, newest last: such a token is never adopted.
     rejected: RefCell<VecDeque<[u8; 32]>>,
+    /// The other instance's lease this instance is waiting on, and when it first saw it (on
+    /// the monotonic clock, and in pauses counted): a lease lives no longer than its own TTL
+    /// from then, whatever the writer's clock said.
+    lease_seen: RefCell<Option<LeaseSeen>>,
+}
+
+struct LeaseSeen {
+    value: Vec<u8>,
+    at: Duration,
+    ttl: Duration,
+    waited: Duration,
 }
 
 impl Shared {
@@ -169,54 +436,218 @@ impl Shared {
         Shared {
             store,
             keys: Keys::new(settings),
+            lease_ttl: lease_ttl(settings),
             error: RefCell::new(None),
             rejected: RefCell::new(VecDeque::new()),
+            lease_seen: RefCell::new(None),
         }
     }
 
-    /// A token usable until its refresh point, or the lease to fetch one, waiting a bounded
-    /// time while another instance holds the lease. A token this instance saw refused is
-    /// never adopted: it is replaced like a stale entry.
-    pub fn acquire(&self, clock: &impl Clock, settings: &Settings) -> Acquired {
-        let pauses = std::iter::once(0).chain(WAIT_SCHEDULE_MS);
-        for pause in pauses {
-            if pause > 0 {
-                clock.sleep(Duration::from_millis(pause));
-            }
-            let seen = match self.look(clock, settings) {
+    /// A usable token, or a live one to serve while another instance renews (`held_alive`:
+    /// this instance holds one), or the shared cool-down's error, or the lease to fetch one.
+    /// Without a live token it waits while another instance holds a live lease, as long as
+    /// `deadline` allows. A token this instance saw refused is never adopted: it is replaced
+    /// like a stale entry.
+    pub fn acquire(
+        &self,
+        clock: &impl Clock,
+        settings: &Settings,
+        held_alive: bool,
+        deadline: &Deadline,
+    ) -> Acquired {
+        let mut pause = WAIT_FIRST;
+        loop {
+            let (expected, alive) = match self.look(clock, settings) {
                 Look::Usable(token) => return Acquired::Adopted(token),
-                Look::Unusable { seen, .. } => seen,
+                Look::Unusable { expected, alive } => (expected, alive),
                 Look::Failed => return Acquired::Direct,
             };
-            let lease =
-                self.store
-                    .compare_and_swap(&self.keys.lease, None, &lease_value(), LEASE_TTL);
-            match lease {
-                // The previous holder may have published and released between the look and
-                // the lease: look once more, or this instance would fetch a second token.
-                Ok(true) => {
-                    return match self.look(clock, settings) {
-                        Look::Usable(token) => {
-                            let _ = self.store.delete(&self.keys.lease);
-                            Acquired::Adopted(token)
-                        }
-                        Look::Unusable { expected, .. } => Acquired::Leader { expected },
-                        Look::Failed => Acquired::Direct,
+            let serve_alive = held_alive || alive.is_some();
+            let block = match self.read_block(clock, settings) {
+                Ok(block) => block,
+                Err(()) => return Acquired::Direct,
+            };
+            let (block_value, strikes) = match block {
+                Some((_, block)) if !block.remaining.is_zero() => {
+                    return match serve_alive {
+                        true => Acquired::ServeAlive(alive),
+                        false => Acquired::Blocked {
+                            error: block.error,
+                            remaining: block.remaining,
+                        },
                     };
                 }
-                // Another instance is fetching: look again after a pause.
-                Ok(false) => {}
-                Err(e) => {
-                    let seen = seen.as_ref().map_or("", Secret::expose);
-                    return self.failed(e, &redact::secrets(settings, seen));
+                Some((value, block)) => (Some(value), block.strikes),
+                None => (None, 0),
+            };
+            match self.try_lease(clock, settings) {
+                Ok(Some(lease)) => {
+                    return self.after_winning(
+                        clock,
+                        settings,
+                        held_alive,
+                        Lead {
+                            expected,
+                            lease,
+                            block: block_value,
+                            strikes,
+                        },
+                    );
+                }
+                // Another instance renews: a live token is served meanwhile.
+                Ok(None) if serve_alive => return Acquired::ServeAlive(alive),
+                Ok(None) => {}
+                Err(()) => return Acquired::Direct,
+            }
+            if !deadline.allows(clock, pause) {
+                return Acquired::TimedOut(Error::Transport(crate::ports::TransportError {
+                    kind: crate::ports::TransportKind::Timeout,
+                    detail: "another instance's token request outlasted this call's retry \
+                             budget (retry.budget-ms)"
+                        .into(),
+                }));
+            }
+            deadline.sleep(clock, pause);
+            if let Some(seen) = self.lease_seen.borrow_mut().as_mut() {
+                seen.waited = seen.waited.saturating_add(pause);
+            }
+            pause = pause.saturating_mul(2).min(WAIT_STEP_MAX);
+        }
+    }
+
+    /// The lease was won. The previous holder may have published (a token or a cool-down)
+    /// and released between the looks and the lease: look once more, or this instance would
+    /// make a second token request. Every way out but `Leader` releases the lease.
+    fn after_winning(
+        &self,
+        clock: &impl Clock,
+        settings: &Settings,
+        held_alive: bool,
+        mut lead: Lead,
+    ) -> Acquired {
+        let found = match self.look(clock, settings) {
+            Look::Usable(token) => Acquired::Adopted(token),
+            Look::Unusable { expected, alive } => {
+                lead.expected = expected;
+                match self.read_block(clock, settings) {
+                    Ok(Some((_, block))) if !block.remaining.is_zero() => match held_alive
+                        || alive.is_some()
+                    {
+                        true => Acquired::ServeAlive(alive),
+                        false => Acquired::Blocked {
+                            error: block.error,
+                            remaining: block.remaining,
+                        },
+                    },
+                    Ok(Some((value, block))) => {
+                        lead.block = Some(value);
+                        lead.strikes = block.strikes;
+                        return Acquired::Leader(lead);
+                    }
+                    Ok(None) => {
+                        lead.block = None;
+                        lead.strikes = 0;
+                        return Acquired::Leader(lead);
+                    }
+                    Err(()) => Acquired::Direct,
                 }
             }
+            Look::Failed => Acquired::Direct,
+        };
+        self.release(settings, &lead.lease, "");
+        found
+    }
+
+    /// Takes the lease if it is free: absent, released, not ours, or past its own TTL since
+    /// this instance first saw it. `Ok(None)` while another instance holds a live one.
+    fn try_lease(&self, clock: &impl Clock, settings: &Settings) -> Result<Option<Vec<u8>>, ()> {
+        let current = match self.store.get(&self.keys.lease) {
+            Ok(current) => current,
+            Err(e) => {
+                self.failed(e, &redact::secrets(settings, ""));
+                return Err(());
+            }
+        };
+        if let Some(value) = &current
+            && let Some(ttl) = lease_ttl_of(value, &self.keys.id)
+            && !self.lease_outlived(clock, value, ttl)
+        {
+            return Ok(None);
         }
-        Acquired::Direct
+        let mine = lease_value(&self.keys.id, self.lease_ttl);
+        match self
+            .store
+            .compare_and_swap(&self.keys.lease, current.as_deref(), &mine, self.lease_ttl)
+        {
+            Ok(true) => {
+                *self.lease_seen.borrow_mut() = None;
+                Ok(Some(mine))
+            }
+            // Another instance took it first.
+            Ok(false) => Ok(None),
+            Err(e) => {
+                self.failed(e, &redact::secrets(settings, ""));
+                Err(())
+            }
+        }
+    }
+
+    /// Whether another instance's lease `value` has lived its `ttl` since this instance first
+    /// saw it (by the clock or by the pauses counted, whichever says more).
+    fn lease_outlived(&self, clock: &impl Clock, value: &[u8], ttl: Duration) -> bool {
+        let now = clock.monotonic();
+        let mut seen = self.lease_seen.borrow_mut();
+        match seen.as_ref() {
+            Some(s) if s.value == value => {
+                let age = now.saturating_sub(s.at).max(s.waited);
+                age >= s.ttl.min(ttl)
+            }
+            _ => {
+                *seen = Some(LeaseSeen {
+                    value: value.to_vec(),
+                    at: now,
+                    ttl,
+                    waited: Duration::ZERO,
+                });
+                false
+            }
+        }
+    }
+
+    /// Releases this instance's lease by compare-and-swap on its own value: a lease another
+    /// instance took over (after this one's expired) is left alone.
+    fn release(&self, settings: &Settings, lease: &[u8], token: &str) {
+        let released = released(&self.keys.id);
+        let swapped =
+            self.store
+                .compare_and_swap(&self.keys.lease, Some(lease), &released, RELEASED_TTL);
+        if let Err(e) = swapped {
+            self.failed(e, &redact::secrets(settings, token));
+        }
+    }
+
+    /// The shared cool-down entry, if there is one of ours: `Err` when the store failed.
+    fn read_block(
+        &self,
+        clock: &impl Clock,
+        settings: &Settings,
+    ) -> Result<Option<(Vec<u8>, SharedBlock)>, ()> {
+        let secrets = redact::secrets(settings, "");
+        match self.store.get(&self.keys.block) {
+            Ok(value) => Ok(value.and_then(|value| {
+                let block = SharedBlock::decode(&value, &self.keys.id, clock.wall(), &secrets)?;
+                Some((value, block))
+            })),
+            Err(e) => {
+                self.failed(e, &secrets);
+                Err(())
+            }
+        }
     }
 
     /// The token entry as it is now: a token this instance may adopt, or what was read (to be
-    /// replaced by compare-and-swap), or a store failure (recorded for `token-status`).
+    /// replaced by compare-and-swap) and a live token in it, or a store failure (recorded for
+    /// `token-status`).
     fn look(&self, clock: &impl Clock, settings: &Settings) -> Look {
         let expected = match self.store.get(&self.keys.token) {
             Ok(value) => value,
@@ -225,52 +656,113 @@ impl Shared {
                 return Look::Failed;
             }
         };
+        self.ok();
         let found = expected
             .as_deref()
-            .and_then(|value| SharedToken::decode(value, &self.keys.id));
-        // What the store showed us, to withhold should its error text echo it.
-        let seen = found.as_ref().map(|f| f.access_token.clone());
-        if let Some(found) = found.filter(|f| !self.was_rejected(&f.access_token)) {
+            .and_then(|value| SharedToken::decode(value, &self.keys.id))
+            .filter(|f| !self.was_rejected(&f.access_token));
+        let mut alive = None;
+        if let Some(found) = found {
             let now = clock.monotonic();
             let token = HeldToken::adopt(found, now, clock.wall(), settings.refresh_margin);
             if token.is_usable(now) {
-                self.ok();
                 return Look::Usable(token);
             }
+            alive = token.is_alive(now).then_some(token);
         }
-        self.ok();
-        Look::Unusable { expected, seen }
+        Look::Unusable { expected, alive }
     }
 
-    /// Shares a fetched token (replacing what was read, stale, foreign or corrupt) and
-    /// releases the lease, also after a failed fetch so that waiters stop waiting.
-    pub fn publish(
+    /// The lease holder's fetch is over: shares its token (replacing what was read, stale,
+    /// foreign or corrupt, or whatever replaced that meanwhile if it is not a usable token)
+    /// or its cool-down, then releases the lease. Every step is tried, store errors or not.
+    pub fn finish(&self, clock: &impl Clock, settings: &Settings, lead: Lead, outcome: Outcome) {
+        match outcome {
+            Outcome::Fetched(token) => {
+                let secrets = redact::secrets(settings, token.access_token.expose());
+                let ttl = Duration::from_secs(token.seconds_left(clock.monotonic()));
+                let value = token.to_shared().encode(&self.keys.id);
+                let value = value.expose().as_bytes();
+                self.replace_token(clock, settings, lead.expected.as_deref(), value, ttl, &secrets);
+                // The cool-down has ended in success: the strikes start again from zero.
+                if let Some(block) = &lead.block {
+                    let cleared = released(&self.keys.id);
+                    let swapped = self.store.compare_and_swap(
+                        &self.keys.block,
+                        Some(block),
+                        &cleared,
+                        RELEASED_TTL,
+                    );
+                    if let Err(e) = swapped {
+                        self.failed(e, &secrets);
+                    }
+                }
+                self.release(settings, &lead.lease, token.access_token.expose());
+            }
+            Outcome::CoolDown {
+                error,
+                pause,
+                strikes,
+            } => {
+                if let Some(stored) = StoredError::from_error(error) {
+                    let entry = BlockEntry {
+                        v: 1,
+                        id: self.keys.id.clone(),
+                        until_ms: millis(clock.wall().saturating_add(pause)),
+                        pause_ms: millis(pause),
+                        strikes,
+                        error: stored,
+                    };
+                    let value = serde_json::to_vec(&entry).unwrap_or_default();
+                    // Kept past its end for as long again as the longest cool-down, so that
+                    // the next failure doubles it.
+                    let ttl = pause.saturating_add(settings.cool_down.max);
+                    let stored = self.store.compare_and_swap(
+                        &self.keys.block,
+                        lead.block.as_deref(),
+                        &value,
+                        ttl,
+                    );
+                    if let Err(e) = stored {
+                        self.failed(e, &redact::secrets(settings, ""));
+                    }
+                }
+                self.release(settings, &lead.lease, "");
+            }
+            Outcome::Failed => self.release(settings, &lead.lease, ""),
+        }
+    }
+
+    /// Publishes a token over `expected`. If that entry changed meanwhile (it expired, or a
+    /// refusal tombstoned it), what is there now is replaced unless it is a usable token.
+    fn replace_token(
         &self,
         clock: &impl Clock,
         settings: &Settings,
-        token: Option<&HeldToken>,
         expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Duration,
+        secrets: &[&str],
     ) {
-        let published = token.map_or("", |t| t.access_token.expose());
-        let secrets = redact::secrets(settings, published);
-        if let Some(token) = token {
-            let ttl = Duration::from_secs(token.seconds_left(clock.monotonic()));
-            let value = token.to_shared().encode(&self.keys.id);
-            let stored = self.store.compare_and_swap(
-                &self.keys.token,
-                expected,
-                value.expose().as_bytes(),
-                ttl,
-            );
-            if let Err(e) = stored {
-                self.failed(e, &secrets);
-                return;
+        let mut expected = expected.map(<[u8]>::to_vec);
+        for _ in 0..2 {
+            match self
+                .store
+                .compare_and_swap(&self.keys.token, expected.as_deref(), value, ttl)
+            {
+                Ok(true) => return self.ok(),
+                Ok(false) => {}
+                Err(e) => {
+                    self.failed(e, secrets);
+                    return;
+                }
             }
-        }
-        match self.store.delete(&self.keys.lease) {
-            Ok(()) => self.ok(),
-            Err(e) => {
-                self.failed(e, &secrets);
+            match self.look(clock, settings) {
+                Look::Unusable {
+                    expected: now_there,
+                    ..
+                } => expected = now_there,
+                Look::Usable(_) | Look::Failed => return,
             }
         }
     }
@@ -347,9 +839,8 @@ impl Shared {
 
     /// Records a store failure. The host's text is quoted like any text from outside, so a
     /// store that echoes a value (a token) or a credential shows nothing of it.
-    fn failed(&self, error: StoreError, secrets: &[&str]) -> Acquired {
+    fn failed(&self, error: StoreError, secrets: &[&str]) {
         *self.error.borrow_mut() = Some(redact::quote(&error.0, secrets));
-        Acquired::Direct
     }
 }
 
@@ -357,11 +848,6 @@ impl Shared {
 /// and not a token, so every instance ignores and replaces it.
 fn tombstone(id: &str) -> Vec<u8> {
     format!(r#"{{"v":1,"id":"{id}","rejected":true}}"#).into_bytes()
-}
-
-/// A lease value: random, so a holder could tell its own lease from another's.
-fn lease_value() -> Vec<u8> {
-    format!("{:016x}", retry::jitter().to_bits()).into_bytes()
 }
 
 #[cfg(test)]

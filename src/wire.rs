@@ -38,6 +38,7 @@ pub fn token_request(settings: &Settings) -> TokenRequest<'_> {
         headers: token_request_headers(settings.basic_authorization.expose()),
         body: TOKEN_BODY,
         timeouts: settings.timeouts,
+        within: settings.retry.budget,
     }
 }
 
