@@ -213,9 +213,19 @@ impl Transport for FakeTransport {
 pub struct FakeClock {
     now: Rc<Cell<Duration>>,
     slept: Rc<Cell<Duration>>,
+    /// How far this clock's wall time is ahead of the others sharing its time.
+    ahead: Duration,
 }
 
 impl FakeClock {
+    /// The same time, on a host whose wall clock is `ahead`: another machine of the fleet.
+    pub fn skewed(&self, ahead: Duration) -> FakeClock {
+        FakeClock {
+            ahead,
+            ..self.clone()
+        }
+    }
+
     pub fn advance(&self, by: Duration) {
         self.now.set(self.now.get() + by);
     }
@@ -231,7 +241,7 @@ impl Clock for FakeClock {
         self.now.get()
     }
     fn wall(&self) -> Duration {
-        Duration::from_secs(1_800_000_000) + self.now.get()
+        Duration::from_secs(1_800_000_000) + self.now.get() + self.ahead
     }
     fn sleep(&self, duration: Duration) {
         self.slept.set(self.slept.get() + duration);
@@ -292,7 +302,9 @@ impl FakeStore {
     /// From the `nth` call of `op` on (counted from 1, on any key), `op` on a key containing
     /// `key_part` fails.
     pub fn fail(&self, op: Op, key_part: &str, nth: u32) {
-        self.faults.borrow_mut().push((op, key_part.to_owned(), nth));
+        self.faults
+            .borrow_mut()
+            .push((op, key_part.to_owned(), nth));
     }
 
     /// Every successful write so far, in order: (key, value).

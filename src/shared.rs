@@ -530,15 +530,15 @@ impl Shared {
             Look::Unusable { expected, alive } => {
                 lead.expected = expected;
                 match self.read_block(clock, settings) {
-                    Ok(Some((_, block))) if !block.remaining.is_zero() => match held_alive
-                        || alive.is_some()
-                    {
-                        true => Acquired::ServeAlive(alive),
-                        false => Acquired::Blocked {
-                            error: block.error,
-                            remaining: block.remaining,
-                        },
-                    },
+                    Ok(Some((_, block))) if !block.remaining.is_zero() => {
+                        match held_alive || alive.is_some() {
+                            true => Acquired::ServeAlive(alive),
+                            false => Acquired::Blocked {
+                                error: block.error,
+                                remaining: block.remaining,
+                            },
+                        }
+                    }
                     Ok(Some((value, block))) => {
                         lead.block = Some(value);
                         lead.strikes = block.strikes;
@@ -575,10 +575,12 @@ impl Shared {
             return Ok(None);
         }
         let mine = lease_value(&self.keys.id, self.lease_ttl);
-        match self
-            .store
-            .compare_and_swap(&self.keys.lease, current.as_deref(), &mine, self.lease_ttl)
-        {
+        match self.store.compare_and_swap(
+            &self.keys.lease,
+            current.as_deref(),
+            &mine,
+            self.lease_ttl,
+        ) {
             Ok(true) => {
                 *self.lease_seen.borrow_mut() = None;
                 Ok(Some(mine))
@@ -683,7 +685,14 @@ impl Shared {
                 let ttl = Duration::from_secs(token.seconds_left(clock.monotonic()));
                 let value = token.to_shared().encode(&self.keys.id);
                 let value = value.expose().as_bytes();
-                self.replace_token(clock, settings, lead.expected.as_deref(), value, ttl, &secrets);
+                self.replace_token(
+                    clock,
+                    settings,
+                    lead.expected.as_deref(),
+                    value,
+                    ttl,
+                    &secrets,
+                );
                 // The cool-down has ended in success: the strikes start again from zero.
                 if let Some(block) = &lead.block {
                     let cleared = released(&self.keys.id);
@@ -852,3 +861,6 @@ fn tombstone(id: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fleet_tests;

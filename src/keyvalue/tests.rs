@@ -23,6 +23,9 @@ struct Inner {
     /// Contenders wait here before their first `increment` or `swap`: all have read before
     /// any of them votes or writes.
     gate: Mutex<Option<Arc<Barrier>>>,
+    reads: AtomicU64,
+    /// The `read` that fails, counted from 1 (0: none).
+    failing_read: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -112,6 +115,10 @@ impl Bucket for Fake {
     }
 
     fn read(&self, key: &str) -> Result<Read<Handle>, KvError> {
+        let nth = self.inner.reads.fetch_add(1, Ordering::SeqCst) + 1;
+        if nth == self.inner.failing_read.load(Ordering::SeqCst) {
+            return Err(KvError("read failed".into()));
+        }
         let seen = self.raw(key);
         let handle = (self.atomics != Atomics::IncrementOnly).then(|| Handle {
             key: key.into(),
@@ -322,6 +329,20 @@ fn a_writer_that_died_mid_election_is_replaced_after_the_span() {
         assert_eq!(store.compare_and_swap(KEY, None, b"a", TTL), Ok(true));
         assert_eq!(store.get(KEY), Ok(Some(b"a".to_vec())));
         assert_eq!(fake.keys(), [KEY], "the counter is cleaned up");
+    }
+}
+
+#[test]
+fn an_election_whose_second_read_fails_leaves_no_counter_behind() {
+    for atomics in [Atomics::SpinUpsertCas, Atomics::IncrementOnly] {
+        let fake = Fake::new(atomics);
+        let store = KeyValueStore::new(fake.clone());
+        // The elected writer's look again fails: an error, and the counter is gone.
+        fake.inner.failing_read.store(2, Ordering::SeqCst);
+        assert!(store.compare_and_swap(KEY, None, b"a", TTL).is_err());
+        assert_eq!(fake.keys(), Vec::<String>::new(), "{atomics:?}");
+        // So the next writer on this value is elected.
+        assert_eq!(store.compare_and_swap(KEY, None, b"a", TTL), Ok(true));
     }
 }
 

@@ -234,3 +234,24 @@ fn transport_error_texts_are_quoted_like_answers() {
         }
     }
 }
+
+#[test]
+fn retry_after_zero_on_a_failed_renewal_does_not_make_every_call_a_token_request() {
+    let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+    let client = client(&transport, &clock);
+    transport.answer(200, &token_body("held", 1200));
+    client.get_token().expect("token");
+    clock.advance(secs(1141));
+    transport.script(vec![Ok(RawResponse {
+        status: 503,
+        retry_after: Some("0".into()),
+        ..RawResponse::default()
+    })]);
+    let before = transport.sent();
+    for _ in 0..100 {
+        assert_eq!(client.get_token().expect("held").access_token, "held");
+        clock.advance(Duration::from_millis(10));
+    }
+    // One renewal (its three attempts), then the held token until RENEWAL_RETRY has passed.
+    assert_eq!(transport.sent() - before, 3);
+}

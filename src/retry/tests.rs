@@ -145,3 +145,41 @@ fn http_dates_that_do_not_exist_or_are_malformed_are_refused() {
         assert_eq!(parse_http_date(bad), None, "{bad:?}");
     }
 }
+
+/// A host whose monotonic clock does not move while the component sleeps (a frozen or
+/// virtual clock): the pauses still count against the budget.
+struct Frozen;
+
+impl Clock for Frozen {
+    fn monotonic(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn wall(&self) -> Duration {
+        Duration::from_secs(1_800_000_000)
+    }
+    fn sleep(&self, _: Duration) {}
+}
+
+#[test]
+fn a_deadline_holds_on_a_clock_that_does_not_move() {
+    let deadline = Deadline::start(&Frozen, Duration::from_secs(1));
+    let mut pauses = 0;
+    while deadline.allows(&Frozen, Duration::from_millis(250)) {
+        deadline.sleep(&Frozen, Duration::from_millis(250));
+        pauses += 1;
+    }
+    // 250 ms pauses, each leaving at least MIN_ATTEMPT (100 ms): three fit in a second.
+    assert_eq!(pauses, 3);
+    assert_eq!(deadline.remaining(&Frozen), Duration::from_millis(250));
+    let (timeouts, within) = deadline.clip(
+        &Frozen,
+        Timeouts {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_secs(10),
+            between_bytes: Duration::from_millis(100),
+        },
+    );
+    assert_eq!(within, Duration::from_millis(250));
+    assert_eq!(timeouts.connect, within);
+    assert_eq!(timeouts.between_bytes, Duration::from_millis(100));
+}

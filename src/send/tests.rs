@@ -248,3 +248,66 @@ fn transport_texts_that_echo_the_token_are_withheld() {
     };
     assert_eq!(error.detail, crate::redact::WITHHELD);
 }
+
+#[test]
+fn framing_and_hop_by_hop_headers_are_refused_before_any_token_request() {
+    for name in [
+        "Transfer-Encoding",
+        "connection",
+        "TE",
+        "Upgrade",
+        "Keep-Alive",
+        "Proxy-Connection",
+    ] {
+        let (transport, clock) = ready();
+        let client = client(&transport, &clock);
+        let mut request = get("/v2.01/{ClientId}/users");
+        request
+            .headers
+            .push((name.into(), "secret-looking-value".into()));
+        let error = client.send(request).expect_err("refused");
+        let Error::InvalidRequest(why) = &error else {
+            panic!("{name}: {error:?}");
+        };
+        assert!(
+            why.contains(name) && !why.contains("secret-looking-value"),
+            "{why}"
+        );
+        assert_eq!(transport.sent(), 0, "{name}");
+        assert!(transport.calls().is_empty());
+    }
+}
+
+/// Waits, the token request, the API call and the resend all count against one budget.
+#[test]
+fn one_deadline_covers_the_token_request_the_call_and_the_resend() {
+    let (transport, clock) = ready();
+    let sender = client(&transport, &clock);
+    transport.set_latency(&clock, secs(2));
+    // The first token is refused: renewed and resent, each exchange 2 s of the 10 s budget.
+    transport.api_script(vec![
+        api(401, &[], r#"{"Message":"expired","Type":"invalid_token"}"#),
+        api(200, &[], "{}"),
+    ]);
+    let answer = sender
+        .send(get("/v2.01/{ClientId}/users"))
+        .expect("answered");
+    assert_eq!(answer.status, 200);
+    // Token request, API call, token request, resend: each gets what is left.
+    assert_eq!(transport.withins(), [secs(10), secs(8), secs(6), secs(4)]);
+
+    // With 3 s exchanges the resend has 1 s left, and ends there: nothing runs past it.
+    let (transport, clock) = ready();
+    let sender = client(&transport, &clock);
+    transport.set_latency(&clock, secs(3));
+    transport.api_script(vec![
+        api(401, &[], r#"{"Message":"expired","Type":"invalid_token"}"#),
+        api(200, &[], "{}"),
+    ]);
+    let error = sender
+        .send(get("/v2.01/{ClientId}/users"))
+        .expect_err("late");
+    assert!(matches!(&error, Error::Transport(e) if e.kind == TransportKind::Timeout));
+    assert_eq!(clock.monotonic(), secs(10));
+    assert_eq!(transport.withins(), [secs(10), secs(7), secs(4), secs(1)]);
+}

@@ -1,8 +1,10 @@
 //! The wasi:http adapter: token requests and API calls over `wasi:http/outgoing-handler`, with
 //! all three request-option timeouts set and the answer's body read up to a cap. The
-//! component also keeps deadlines of its own (connect + first byte for the head,
-//! between-bytes for the whole body) on the host's real timers, so a host that ignores the options, or a server that drips a byte at a time, cannot
-//! hold a call forever.
+//! component also keeps deadlines of its own on the host's real timers: the whole exchange
+//! (body write included) ends within what is left of the call's budget, the head within
+//! connect + first byte, the body within between-bytes. So a host that ignores the options,
+//! a server that does not read, or one that drips a byte at a time, cannot hold a call
+//! forever.
 
 use mangopay_auth::config::Timeouts;
 use mangopay_auth::origin::Origin;
@@ -17,13 +19,10 @@ use wasip2::http::types::{
     OutgoingBody, OutgoingRequest, RequestOptions, Scheme, http_error_code,
 };
 use wasip2::io::poll::{self, Pollable};
-use wasip2::io::streams::StreamError;
+use wasip2::io::streams::{OutputStream, StreamError};
 
 /// The most of a token-endpoint body the component reads (a token answer is ~100 bytes).
 const TOKEN_BODY_CAP: usize = 64 * 1024;
-
-/// The most one blocking write may carry (wasi:io `blocking-write-and-flush`).
-const WRITE_CHUNK: usize = 4096;
 
 pub(crate) struct WasiHttp;
 
@@ -41,6 +40,7 @@ impl Transport for WasiHttp {
             headers,
             body: Some(request.body.as_bytes()),
             timeouts: request.timeouts,
+            within: request.within,
             body_cap: TOKEN_BODY_CAP,
         })?;
         let retry_after = answer
@@ -69,6 +69,7 @@ impl Transport for WasiHttp {
             headers,
             body: call.body,
             timeouts: call.timeouts,
+            within: call.within,
             body_cap: call.body_cap,
         })?;
         Ok(ApiAnswer {
@@ -92,6 +93,8 @@ struct Exchange<'a> {
     headers: Vec<(String, Vec<u8>)>,
     body: Option<&'a [u8]>,
     timeouts: Timeouts,
+    /// The whole exchange ends within this.
+    within: Duration,
     body_cap: usize,
 }
 
@@ -117,10 +120,11 @@ fn method(name: &str) -> Method {
 }
 
 fn exchange(request: &Exchange<'_>) -> Result<Answer, TransportError> {
-    let response = start(request)?;
+    let end = End::after(request.within);
+    let response = start(request, &end)?;
     let status = response.status();
     let headers = response.headers().entries();
-    let body_deadline = deadline(request.timeouts.between_bytes);
+    let body_deadline = end.at_most(request.timeouts.between_bytes);
     let (body, truncated) = read_body(response, request.body_cap, &body_deadline)?;
     Ok(Answer {
         status,
@@ -131,7 +135,7 @@ fn exchange(request: &Exchange<'_>) -> Result<Answer, TransportError> {
 }
 
 /// Sends the request and waits for the answer's head.
-fn start(request: &Exchange<'_>) -> Result<IncomingResponse, TransportError> {
+fn start(request: &Exchange<'_>, end: &End) -> Result<IncomingResponse, TransportError> {
     let fields = Fields::from_list(&request.headers)
         .map_err(|_| other("the host refused the request headers"))?;
     let outgoing = OutgoingRequest::new(fields);
@@ -163,30 +167,68 @@ fn start(request: &Exchange<'_>) -> Result<IncomingResponse, TransportError> {
         .write()
         .map_err(|()| other("the request body stream was already taken"))
         .and_then(|stream| {
-            let bytes = request.body.unwrap_or_default();
-            let written = bytes.chunks(WRITE_CHUNK).try_for_each(|chunk| {
-                stream
-                    .blocking_write_and_flush(chunk)
-                    .map_err(|e| from_stream_error(&e))
-            });
+            let written = write_body(&stream, request.body.unwrap_or_default(), end);
             // The stream is a child of the body: it goes first.
             drop(stream);
             written
         });
-    let _ = written.and_then(|()| OutgoingBody::finish(body, None).map_err(from_code));
+    match written {
+        // A server that does not read the body within the budget: no answer will come in time.
+        Err(e) if e.kind == TransportKind::Timeout => return Err(e),
+        written => {
+            let _ = written.and_then(|()| OutgoingBody::finish(body, None).map_err(from_code));
+        }
+    }
     wait(
         &future,
-        &deadline(request.timeouts.connect + request.timeouts.first_byte),
+        &end.at_most(request.timeouts.connect + request.timeouts.first_byte),
     )
+}
+
+/// Writes `bytes` without blocking past `end`: as much as the stream permits at a time, then
+/// a flush, waiting for each on the stream's pollable or the deadline, whichever comes first.
+fn write_body(stream: &OutputStream, bytes: &[u8], end: &End) -> Result<(), TransportError> {
+    let ready = stream.subscribe();
+    let deadline = end.at_most(Duration::MAX);
+    let permit = || {
+        let permit = stream.check_write().map_err(|e| from_stream_error(&e))?;
+        if permit == 0 && !wait_for(&ready, &deadline) {
+            return Err(timed_out("writing the request body"));
+        }
+        Ok(usize::try_from(permit).unwrap_or(usize::MAX))
+    };
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let n = permit()?.min(rest.len());
+        if n > 0 {
+            let (chunk, after) = rest.split_at_checked(n).unwrap_or((rest, &[]));
+            stream.write(chunk).map_err(|e| from_stream_error(&e))?;
+            rest = after;
+        }
+    }
+    stream.flush().map_err(|e| from_stream_error(&e))?;
+    // The flush is done once the stream permits a write again.
+    while permit()? == 0 {}
+    Ok(())
+}
+
+/// The end of an exchange on the monotonic clock, in nanoseconds.
+struct End(u64);
+
+impl End {
+    fn after(within: Duration) -> End {
+        End(monotonic_clock::now().saturating_add(nanos(within)))
+    }
+
+    /// A pollable ready `after` from now, or at the end, whichever comes first.
+    fn at_most(&self, after: Duration) -> Pollable {
+        let at = monotonic_clock::now().saturating_add(nanos(after));
+        monotonic_clock::subscribe_instant(at.min(self.0))
+    }
 }
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// A pollable that becomes ready `after` from now, on the host's real timer.
-fn deadline(after: Duration) -> Pollable {
-    monotonic_clock::subscribe_duration(nanos(after))
 }
 
 fn timed_out(what: &str) -> TransportError {

@@ -166,13 +166,32 @@ pub fn users_reply(sent: Result<ApiResponse, Error>, status: Result<AuthStatus, 
             let text = format!("Mangopay answered HTTP {}{why}", response.status);
             Reply::text(502, &text)
         }
-        Err(error) => Reply::text(
-            502,
-            &format!("Mangopay call failed: {}", error_name(&error)),
-        ),
+        Err(error) => {
+            let mut reply = Reply::text(
+                502,
+                &format!("Mangopay call failed: {}", error_name(&error)),
+            );
+            // A cool-down: the client sends nothing until then, so neither need the caller.
+            if let Some(seconds) = retry_in_seconds(&error) {
+                reply
+                    .headers
+                    .push(("retry-after".into(), seconds.to_string()));
+            }
+            reply
+        }
     };
     add_status_headers(&mut reply, status);
     reply
+}
+
+/// How long the client will answer this same error without calling the token endpoint.
+pub fn retry_in_seconds(error: &Error) -> Option<u64> {
+    match error {
+        Error::InvalidCredentials(e) => e.retry_in_seconds,
+        Error::LockedOut(e) | Error::Oauth(e) => e.retry_in_seconds,
+        Error::UnexpectedResponse(e) => e.retry_in_seconds,
+        _ => None,
+    }
 }
 
 /// The request `GET /authorize` authorizes: a users page on the client's `base_url`.

@@ -1,0 +1,311 @@
+//! The fleet under faults: shared cool-downs, the owned lease, renewal without stalls.
+
+use super::*;
+use crate::client::Client;
+use crate::config::{ClientConfig, Environment};
+use crate::fakes::*;
+use crate::lifecycle::Source;
+use crate::ports::TransportKind;
+
+fn config_with_key(key: &str) -> ClientConfig {
+    ClientConfig::new(
+        "my-client".into(),
+        Secret::new(key.into()),
+        Environment::Sandbox,
+    )
+}
+
+fn client_with(
+    config: ClientConfig,
+    transport: &FakeTransport,
+    clock: &FakeClock,
+    store: &FakeStore,
+) -> Client<FakeTransport, FakeClock> {
+    Client::with_store(
+        config,
+        transport.clone(),
+        clock.clone(),
+        Box::new(store.clone()),
+    )
+    .expect("valid config")
+}
+
+fn settings() -> Settings {
+    Settings::new(config()).expect("valid")
+}
+
+fn is_released(store: &FakeStore) -> bool {
+    store
+        .value(&keys().lease)
+        .is_none_or(|v| String::from_utf8_lossy(&v).contains(r#""released":true"#))
+}
+
+fn retry_in(error: &Error) -> Option<Duration> {
+    match error {
+        Error::InvalidCredentials(e) => e.retry_in,
+        Error::LockedOut(e) | Error::OAuth(e) => e.retry_in,
+        Error::UnexpectedResponse(e) => e.retry_in,
+        _ => None,
+    }
+}
+
+#[test]
+fn a_wrong_key_costs_the_fleet_one_token_request_per_cool_down() {
+    let (transport, clock, store) = shared_parts();
+    transport.answer(401, INVALID);
+    for n in 0..50 {
+        let fresh = shared_client(&transport, &clock, &store);
+        let error = fresh.get_token().expect_err("wrong key");
+        assert!(matches!(error, Error::InvalidCredentials(_)), "{error:?}");
+        let left = retry_in(&error).expect("says when");
+        assert_eq!(left, secs(60) - Duration::from_millis(n * 100), "call {n}");
+        clock.advance(Duration::from_millis(100));
+    }
+    assert_eq!(transport.sent(), 1);
+    assert!(is_released(&store));
+    // The entry names the error and no secret.
+    let entry = String::from_utf8(store.value(&keys().block).expect("a cool-down")).unwrap();
+    assert!(entry.contains("invalid-credentials") && entry.contains(r#""strikes":1"#));
+    for secret in ["my-api-key", "bXktY2xpZW50Om15LWFwaS1rZXk="] {
+        assert!(!entry.contains(secret), "{entry}");
+    }
+
+    // Correct credentials (another key id) are never blocked by it.
+    transport.answer(200, &token_body("good", 1200));
+    let right = client_with(config_with_key("right-key"), &transport, &clock, &store);
+    assert_eq!(right.get_token().expect("token").access_token, "good");
+    assert_eq!(transport.sent(), 2);
+}
+
+#[test]
+fn a_lockout_doubles_its_shared_cool_down_to_the_maximum() {
+    let (transport, clock, store) = shared_parts();
+    transport.answer(400, LOCKOUT);
+    // A fresh instance every 10 s for 30 minutes.
+    let mut sent_at = Vec::new();
+    for _ in 0..180 {
+        let before = transport.sent();
+        let error = shared_client(&transport, &clock, &store)
+            .get_token()
+            .expect_err("locked");
+        assert!(matches!(error, Error::LockedOut(_)), "{error:?}");
+        assert!(retry_in(&error).is_some_and(|r| r <= secs(900)));
+        if transport.sent() > before {
+            sent_at.push(clock.monotonic().as_secs());
+        }
+        clock.advance(secs(10));
+    }
+    // 60, 120, 240, 480, then the 900 s maximum.
+    assert_eq!(sent_at, vec![0, 60, 180, 420, 900]);
+}
+
+#[test]
+fn concurrent_waiters_answer_the_cool_down_their_leader_published() {
+    let (transport, clock, store) = shared_parts();
+    transport.answer(401, INVALID);
+    let keys = keys();
+    // A waiter finds the leader's lease; the leader publishes its cool-down meanwhile.
+    let leader = shared_client(&transport, &clock, &store);
+    leader.get_token().expect_err("wrong key");
+    let block = store.value(&keys.block).expect("published");
+    let (transport, clock, store) = shared_parts();
+    transport.answer(401, INVALID);
+    let settings = settings();
+    store.insert(&keys.lease, &lease_value(&keys.id, lease_ttl(&settings)));
+    store.arrive_at(4, &keys.block, block);
+    let waiter = shared_client(&transport, &clock, &store);
+    let error = waiter.get_token().expect_err("blocked");
+    assert!(matches!(error, Error::InvalidCredentials(_)), "{error:?}");
+    assert_eq!(transport.sent(), 0);
+}
+
+#[test]
+fn a_failing_store_keeps_the_instance_cool_down() {
+    let (transport, clock, store) = shared_parts();
+    transport.answer(401, INVALID);
+    store.set_down(true);
+    let client = shared_client(&transport, &clock, &store);
+    for _ in 0..59 {
+        let error = client.get_token().expect_err("wrong key");
+        assert!(retry_in(&error).is_some());
+        clock.advance(secs(1));
+    }
+    assert_eq!(transport.sent(), 1);
+    clock.advance(secs(1));
+    client.get_token().expect_err("wrong key");
+    assert_eq!(transport.sent(), 2);
+}
+
+#[test]
+fn retry_after_lengthens_a_shared_pause_and_never_shortens_it() {
+    let lockout = |retry_after: &str| {
+        Ok(crate::ports::RawResponse {
+            status: 400,
+            retry_after: Some(retry_after.into()),
+            body: LOCKOUT.as_bytes().to_vec(),
+            truncated: false,
+        })
+    };
+    for (retry_after, pause) in [("300", 300), ("5", 60), ("0", 60), ("99999", 900)] {
+        let (transport, clock, store) = shared_parts();
+        transport.script(vec![lockout(retry_after)]);
+        let first = shared_client(&transport, &clock, &store).get_token();
+        assert_eq!(retry_in(&first.expect_err("locked")), Some(secs(pause)));
+        clock.advance(secs(pause - 1));
+        let other = shared_client(&transport, &clock, &store).get_token();
+        assert_eq!(retry_in(&other.expect_err("blocked")), Some(secs(1)));
+        assert_eq!(transport.sent(), 1, "Retry-After {retry_after}");
+    }
+}
+
+#[test]
+fn a_lease_is_released_only_by_its_holder() {
+    let (transport, clock, store) = shared_parts();
+    let settings = settings();
+    let shared = Shared::new(Box::new(store.clone()), &settings);
+    let deadline = Deadline::start(&clock, settings.retry.budget);
+    let Acquired::Leader(lead) = shared.acquire(&clock, &settings, false, &deadline) else {
+        panic!("the lease is free");
+    };
+    // This instance's lease expired and another instance took it over.
+    let theirs = lease_value(&keys().id, lease_ttl(&settings));
+    store.insert(&keys().lease, &theirs);
+    shared.finish(&clock, &settings, lead, Outcome::Failed);
+    assert_eq!(store.value(&keys().lease), Some(theirs));
+    drop(transport);
+}
+
+#[test]
+fn every_way_out_after_winning_the_lease_releases_it() {
+    // (operation, key part, from the n-th call of it): each fails some step after the lease.
+    let faults = [
+        (Op::CompareAndSwap, "token/", 1),
+        (Op::CompareAndSwap, "cool-down/", 1),
+        (Op::Get, "token/", 2),
+        (Op::Get, "cool-down/", 2),
+    ];
+    for (op, part, nth) in faults {
+        for answer_with in [token_body("t", 1200), INVALID.to_owned()] {
+            let (transport, clock, store) = shared_parts();
+            let status = if answer_with == INVALID { 401 } else { 200 };
+            transport.answer(status, &answer_with);
+            store.fail(op, part, nth);
+            let _ = shared_client(&transport, &clock, &store).get_token();
+            assert!(is_released(&store), "{op:?} {part} {nth} {status}");
+            assert_eq!(transport.sent(), 1);
+        }
+    }
+}
+
+#[test]
+fn a_live_token_is_served_at_once_while_another_instance_renews() {
+    let (transport, clock, store) = shared_parts();
+    transport.answer(200, &token_body("old", 1200));
+    let holder = shared_client(&transport, &clock, &store);
+    holder.get_token().expect("token");
+    let settings = settings();
+    let keys = keys();
+    // Past the refresh point; another instance holds the lease.
+    clock.advance(secs(1150));
+    store.insert(&keys.lease, &lease_value(&keys.id, lease_ttl(&settings)));
+    transport.answer(200, &token_body("new", 1200));
+    assert_eq!(holder.get_token().expect("held").access_token, "old");
+    // A fresh instance finds the same token in the store, past its refresh point but alive.
+    let fresh = shared_client(&transport, &clock, &store);
+    assert_eq!(fresh.get_token().expect("stored").access_token, "old");
+    assert_eq!(fresh.status().source, Some(Source::SharedStore));
+    assert_eq!(clock.slept(), Duration::ZERO, "nobody waits");
+    assert_eq!(transport.sent(), 1);
+}
+
+#[test]
+fn a_fetch_that_outlives_the_entry_it_read_still_publishes() {
+    let (transport, clock, store) = shared_parts();
+    transport.answer(200, &token_body("old", 1200));
+    shared_client(&transport, &clock, &store)
+        .get_token()
+        .expect("token");
+    clock.advance(secs(1150));
+    let settings = settings();
+    let shared = Shared::new(Box::new(store.clone()), &settings);
+    let deadline = Deadline::start(&clock, settings.retry.budget);
+    let Acquired::Leader(lead) = shared.acquire(&clock, &settings, false, &deadline) else {
+        panic!("the lease is free");
+    };
+    // The entry read expires in the store while the fetch runs.
+    store.delete(&keys().token).expect("deleted");
+    let response = wire::parse_token_response(token_body("new", 1200).as_bytes()).expect("ok");
+    let token = HeldToken::new(response, clock.monotonic(), clock.wall(), secs(60));
+    shared.finish(&clock, &settings, lead, Outcome::Fetched(&token));
+    let stored = store.value(&keys().token).expect("published");
+    let stored = SharedToken::decode(&stored, &keys().id).expect("a token");
+    assert_eq!(stored.access_token.expose(), "new");
+    assert!(is_released(&store));
+}
+
+#[test]
+fn a_token_with_json_escapes_is_shared_like_any_other() {
+    let (transport, clock, store) = shared_parts();
+    transport.answer(
+        200,
+        r#"{"access_token":"a\"b\\c\u0041d\/e","token_type":"bearer","expires_in":1200}"#,
+    );
+    let first = shared_client(&transport, &clock, &store);
+    assert_eq!(
+        first.get_token().expect("token").access_token,
+        r#"a"b\cAd/e"#
+    );
+    let fresh = shared_client(&transport, &clock, &store);
+    assert_eq!(
+        fresh.get_token().expect("token").access_token,
+        r#"a"b\cAd/e"#
+    );
+    assert_eq!(fresh.status().source, Some(Source::SharedStore));
+    assert_eq!(transport.sent(), 1);
+}
+
+/// Two machines whose wall clocks are 10 s apart, a fresh instance per call on each in turn,
+/// over two hours of 20-minute tokens: one token request per renewal.
+#[test]
+fn clocks_ten_seconds_apart_still_make_one_token_request_per_renewal() {
+    for ahead in [secs(10), secs(0)] {
+        let (transport, clock, store) = shared_parts();
+        let skewed = clock.skewed(ahead);
+        let mut n = 0u32;
+        transport.script(
+            (0..10)
+                .map(|i| answer(200, &token_body(&format!("t{i}"), 1200)))
+                .collect(),
+        );
+        for call in 0..720 {
+            let on = if call % 2 == 0 { &clock } else { &skewed };
+            let fresh = shared_client(&transport, on, &store);
+            fresh.get_token().expect("token");
+            n += 1;
+            clock.advance(secs(10));
+        }
+        assert_eq!(n, 720);
+        // 7,200 s of tokens refreshed 60 s before they expire: a request at 0, 1140, 2280,
+        // 3420, 4560, 5700 and 6840 s.
+        assert_eq!(transport.sent(), 7, "ahead {ahead:?}");
+    }
+}
+
+#[test]
+fn a_lease_lives_its_own_ttl_from_when_it_was_first_seen() {
+    let (transport, clock, store) = shared_parts();
+    transport.answer(200, &token_body("own", 1200));
+    let settings = settings();
+    let ttl = lease_ttl(&settings);
+    let keys = keys();
+    // A lease that is never released: it lives its own TTL from when this instance saw it.
+    let entry = br#"{"v":1,"id":"ID","holder":"x","ttl_ms":12000}"#;
+    let entry = String::from_utf8_lossy(entry).replace("ID", &keys.id);
+    store.insert(&keys.lease, entry.as_bytes());
+    let client = shared_client(&transport, &clock, &store);
+    let error = client.get_token().expect_err("waited to the deadline");
+    assert!(matches!(&error, Error::Transport(e) if e.kind == TransportKind::Timeout));
+    clock.advance(ttl);
+    assert_eq!(client.get_token().expect("took over").access_token, "own");
+    assert_eq!(transport.sent(), 1);
+}
