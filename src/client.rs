@@ -6,6 +6,7 @@ use crate::authorize::{self, HttpRequest, Verdict};
 use crate::config::{ClientConfig, Settings};
 use crate::error::Error;
 use crate::lifecycle::{Lifecycle, Source};
+use crate::log::{Level, Logger};
 use crate::ports::{Clock, TokenStore, Transport};
 use crate::shared::{Shared, StoreHealth};
 use std::time::Duration;
@@ -69,6 +70,12 @@ impl<T: Transport, C: Clock> Client<T, C> {
         })
     }
 
+    /// The same client, logging its events through `log` (none by default).
+    pub fn with_logger(mut self, log: Logger) -> Self {
+        self.tokens.set_logger(log);
+        self
+    }
+
     pub fn get_token(&self) -> Result<Token, Error> {
         self.tokens.with_token(None, |token, now| Token {
             access_token: token.access_token.expose().to_owned(),
@@ -101,9 +108,10 @@ impl<T: Transport, C: Clock> Client<T, C> {
     ) -> Verdict {
         let settings = &self.tokens.settings;
         let verdict = authorize::check_response(request, status, headers, body, settings);
-        if let (Verdict::TokenRejected(_), Some(sent)) = (&verdict, authorize::sent_token(request))
-        {
-            self.tokens.rejected(sent);
+        match (&verdict, authorize::sent_token(request)) {
+            (Verdict::TokenRejected(_), Some(sent)) => self.tokens.rejected(sent),
+            (Verdict::ScaRequired(_), _) => self.tokens.log(Level::Info, "sca-required", &[]),
+            _ => {}
         }
         verdict
     }

@@ -50,6 +50,33 @@ pub enum Error {
 }
 
 impl Error {
+    /// The WIT case name, for log lines.
+    pub fn case_name(&self) -> &'static str {
+        match self {
+            Error::InvalidCredentials(_) => "invalid-credentials",
+            Error::LockedOut(_) => "locked-out",
+            Error::OAuth(_) => "oauth",
+            Error::InvalidConfig(_) => "invalid-config",
+            Error::InsecureUrl(_) => "insecure-url",
+            Error::ForeignHost(_) => "foreign-host",
+            Error::InvalidRequest(_) => "invalid-request",
+            Error::Transport(_) => "transport",
+            Error::MalformedTokenResponse(_) => "malformed-token-response",
+            Error::UnexpectedResponse(_) => "unexpected-response",
+            Error::ResponseTooLarge(_) => "response-too-large",
+        }
+    }
+
+    /// The HTTP status of the answer the error stands for, if it is one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::InvalidCredentials(e) => Some(e.status),
+            Error::LockedOut(e) | Error::OAuth(e) => Some(e.status),
+            Error::UnexpectedResponse(e) => Some(e.status),
+            _ => None,
+        }
+    }
+
     /// The same error, saying the token endpoint will not be called for `retry_in`.
     /// Errors that carry no such field are returned as they are.
     pub fn with_retry_in(mut self, retry_in: Duration) -> Error {

@@ -378,6 +378,29 @@ impl TokenStore for FakeStore {
 #[cfg(test)]
 pub use clients::*;
 
+/// A log sink that keeps every line.
+#[derive(Clone, Default)]
+pub struct FakeLog {
+    lines: Rc<RefCell<Vec<String>>>,
+}
+
+impl FakeLog {
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.borrow().clone()
+    }
+
+    /// A logger at `level` into this sink.
+    pub fn logger(&self, level: crate::log::Level) -> crate::log::Logger {
+        crate::log::Logger::new(level, Rc::new(self.clone()))
+    }
+}
+
+impl crate::log::Sink for FakeLog {
+    fn write_line(&self, line: &str) {
+        self.lines.borrow_mut().push(line.to_owned());
+    }
+}
+
 /// Client builders that may panic, for tests only.
 #[cfg(test)]
 mod clients {

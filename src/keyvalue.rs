@@ -127,7 +127,10 @@ impl KvError {
 
     /// `wasi:keyvalue`'s `access-denied` for bucket `label`.
     pub fn access_denied(label: &str) -> KvError {
-        KvError(format!("wasi:keyvalue: access to store `{label}` denied"))
+        KvError(format!(
+            "wasi:keyvalue: access to store `{label}` denied (Spin: add key_value_stores = \
+             [\"{label}\"] to the component in spin.toml)"
+        ))
     }
 
     /// Any other failure the platform reported.
@@ -287,12 +290,13 @@ impl<B: Bucket> TokenStore for KeyValueStore<B> {
 
 /// The Spin application variables the Spin adapter maps onto `MANGOPAY_*` settings
 /// (Spin variable names are lowercase).
-pub const SPIN_VARIABLES: [(&str, &str); 5] = [
+pub const SPIN_VARIABLES: [(&str, &str); 6] = [
     ("mangopay_client_id", "MANGOPAY_CLIENT_ID"),
     ("mangopay_api_key", "MANGOPAY_API_KEY"),
     ("mangopay_environment", "MANGOPAY_ENVIRONMENT"),
     ("mangopay_base_url", "MANGOPAY_BASE_URL"),
     ("mangopay_auth_kv_bucket", BUCKET_VAR),
+    ("mangopay_auth_log", crate::log::LEVEL_VAR),
 ];
 
 /// The environment the auth component sees on Spin: the host's, with each `MANGOPAY_*`

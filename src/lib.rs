@@ -26,6 +26,7 @@ pub mod error;
 pub mod fakes;
 pub mod keyvalue;
 pub mod lifecycle;
+pub mod log;
 pub mod origin;
 pub mod ports;
 pub mod redact;

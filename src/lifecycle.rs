@@ -11,13 +11,14 @@
 use crate::client::Status;
 use crate::config::{CoolDown, Settings};
 use crate::error::{self, Error};
+use crate::log::{Field, Level, Logger, Value};
 use crate::ports::{Clock, Transport};
 use crate::redact;
 use crate::retry::{self, Deadline, Failure};
 use crate::secret::Secret;
 use crate::shared::{Acquired, Lead, Outcome, Shared, SharedToken, StoreHealth};
 use crate::wire::{self, TokenResponse};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 use zeroize::Zeroize;
 
@@ -139,6 +140,10 @@ impl HeldToken {
     pub fn expires_at_unix_seconds(&self) -> u64 {
         self.expires_at_wall.as_secs()
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A held token and what a client remembers between calls.
@@ -271,6 +276,7 @@ pub struct Lifecycle<T, C> {
     clock: C,
     shared: Option<Box<dyn Sharing<C>>>,
     state: RefCell<State>,
+    log: Logger,
 }
 
 impl<T: Transport, C: Clock> Lifecycle<T, C> {
@@ -286,6 +292,37 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
             clock,
             shared,
             state: RefCell::new(State::default()),
+            log: Logger::default(),
+        }
+    }
+
+    /// Logs this client's events through `log`.
+    pub fn set_logger(&mut self, log: Logger) {
+        self.log = log.for_client(&self.settings.client_id);
+    }
+
+    /// Logs `event` at `level` now.
+    pub fn log(&self, level: Level, event: &str, fields: &[(Field, Value<'_>)]) {
+        if self.log.enabled(level) {
+            self.log.event(level, event, self.clock.wall(), fields);
+        }
+    }
+
+    /// The store's health, and a line when it changed since `before`.
+    fn store_health_logged(&self, before: Option<(StoreHealth, Option<String>)>) {
+        let (Some(shared), Some((before, _))) = (&self.shared, before) else {
+            return;
+        };
+        match (before, shared.health()) {
+            (StoreHealth::Unavailable, (StoreHealth::Ok, _)) => {
+                self.log(Level::Info, "store-back", &[]);
+            }
+            (StoreHealth::Ok, (StoreHealth::Unavailable, detail)) => self.log(
+                Level::Warn,
+                "store-unavailable",
+                &[(Field::Detail, Value::Text(detail.as_deref().unwrap_or("")))],
+            ),
+            _ => {}
         }
     }
 
@@ -341,8 +378,15 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
                 state.held = None;
             }
         }
+        self.log(
+            Level::Warn,
+            "token-refused",
+            &[(Field::Status, Value::Number(401))],
+        );
         if let Some(shared) = &self.shared {
+            let before = shared.health();
             shared.reject(&self.clock, &self.settings, sent);
+            self.store_health_logged(Some(before));
         }
     }
 
@@ -391,12 +435,23 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
             }
             state.alive(now)
         };
+        let health = self.shared.as_deref().map(|s| s.health());
         let acquired = self
             .shared
             .as_deref()
             .map(|s| s.acquire(&self.clock, &self.settings, held_alive, deadline));
+        self.store_health_logged(health);
         let lead = match acquired {
             Some(Acquired::Adopted(token)) | Some(Acquired::ServeAlive(Some(token))) => {
+                let now = self.clock.monotonic();
+                self.log(
+                    Level::Debug,
+                    "token-adopted",
+                    &[
+                        (Field::Source, Value::Text("shared-store")),
+                        (Field::SecondsLeft, Value::Number(token.seconds_left(now))),
+                    ],
+                );
                 let mut state = self.state.borrow_mut();
                 state.held = Some(token);
                 state.source = Some(Source::SharedStore);
@@ -407,6 +462,15 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
                 return Ok(self.clock.monotonic());
             }
             Some(Acquired::Blocked { error, remaining }) => {
+                self.log(
+                    Level::Debug,
+                    "cool-down-observed",
+                    &[
+                        (Field::Error, Value::Text(error.case_name())),
+                        (Field::RetryInS, Value::Number(remaining.as_secs())),
+                        (Field::Shared, Value::Flag(true)),
+                    ],
+                );
                 let now = self.clock.monotonic();
                 let mut state = self.state.borrow_mut();
                 state.blocked_by_fleet(error, remaining, now);
@@ -415,41 +479,109 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
                     None => Ok(now),
                 };
             }
-            Some(Acquired::TimedOut(error)) => return Err(error),
+            Some(Acquired::TimedOut(error)) => {
+                self.log(Level::Warn, "lease-wait-timed-out", &[]);
+                return Err(error);
+            }
             Some(Acquired::Leader(lead)) => Some(lead),
             Some(Acquired::Direct) | None => None,
         };
+        let started = self.clock.monotonic();
+        let attempts = Cell::new(0u64);
         let fetched = retry::with_retries(&self.settings.retry, &self.clock, deadline, || {
+            attempts.set(attempts.get() + 1);
             self.fetch(deadline)
         });
         let now = self.clock.monotonic();
+        let health = self.shared.as_deref().map(|s| s.health());
         let mut state = self.state.borrow_mut();
+        let fleet_strikes = lead.as_ref().map_or(0, |lead| lead.strikes);
         match fetched {
             Ok(token) => {
+                let cooled = state.strikes > 0 || state.block.is_some() || fleet_strikes > 0;
+                self.log(
+                    Level::Info,
+                    "token-fetched",
+                    &[
+                        (Field::Source, Value::Text("fresh-fetch")),
+                        (Field::LifetimeS, Value::Number(token.lifetime)),
+                        (
+                            Field::TookMs,
+                            Value::Number(millis(now.saturating_sub(started))),
+                        ),
+                        (Field::Attempts, Value::Number(attempts.get())),
+                    ],
+                );
+                if cooled {
+                    self.log(Level::Info, "cool-down-ended", &[]);
+                }
                 if let (Some(shared), Some(lead)) = (&self.shared, lead) {
                     shared.finish(&self.clock, &self.settings, lead, Outcome::Fetched(&token));
                 }
                 state.fetched(token);
+                drop(state);
+                self.store_health_logged(health);
                 Ok(now)
             }
             Err(failure) => {
-                let strikes = lead.as_ref().map_or(0, |lead| lead.strikes);
                 let (served, pause) =
-                    state.failed(&failure, strikes, now, &self.settings.cool_down);
+                    state.failed(&failure, fleet_strikes, now, &self.settings.cool_down);
+                let shared_pause = pause.filter(|_| retry::is_shared_pause(&failure));
+                let shared = lead.is_some() && shared_pause.is_some();
+                self.log_failure(&failure.error, &state, served.is_ok(), pause, shared);
                 if let (Some(shared), Some(lead)) = (&self.shared, lead) {
-                    let outcome = match pause {
-                        Some(pause) if retry::is_shared_pause(&failure) => Outcome::CoolDown {
+                    let outcome = match shared_pause {
+                        Some(pause) => Outcome::CoolDown {
                             error: &failure.error,
                             pause,
                             strikes: state.strikes,
                         },
-                        _ => Outcome::Failed,
+                        None => Outcome::Failed,
                     };
                     shared.finish(&self.clock, &self.settings, lead, outcome);
                 }
+                drop(state);
+                self.store_health_logged(health);
                 served.map(|()| now)
             }
         }
+    }
+
+    /// The line for a failed renewal: the held token served meanwhile, a cool-down (a
+    /// lockout at `error`), or a token request that failed with nothing to serve.
+    fn log_failure(
+        &self,
+        error: &Error,
+        state: &State,
+        served: bool,
+        pause: Option<Duration>,
+        shared: bool,
+    ) {
+        let now = self.clock.monotonic();
+        let mut fields = vec![(Field::Error, Value::Text(error.case_name()))];
+        if let Some(status) = error.status() {
+            fields.push((Field::Status, Value::Number(u64::from(status))));
+        }
+        if let Some(pause) = pause {
+            let next = self.clock.wall().saturating_add(pause);
+            fields.push((Field::RetryInS, Value::Number(pause.as_secs())));
+            fields.push((Field::NextTryUnix, Value::Number(next.as_secs())));
+        }
+        let (level, event) = if served {
+            let left = state.held.as_ref().map_or(0, |t| t.seconds_left(now));
+            fields.push((Field::SecondsLeft, Value::Number(left)));
+            (Level::Warn, "renewal-failed")
+        } else if pause.is_some() {
+            fields.push((Field::Strikes, Value::Number(u64::from(state.strikes))));
+            fields.push((Field::Shared, Value::Flag(shared)));
+            match error {
+                Error::LockedOut(_) => (Level::Error, "locked-out"),
+                _ => (Level::Warn, "cool-down-started"),
+            }
+        } else {
+            (Level::Warn, "token-request-failed")
+        };
+        self.log(level, event, &fields);
     }
 
     /// One token request, ending by `deadline`.

@@ -13,6 +13,8 @@ pub const WALL_ORIGIN: Duration = Duration::from_secs(1_795_824_000);
 #[derive(Clone, Default)]
 pub struct VirtualClock {
     nanos: Arc<AtomicU64>,
+    /// How far this clone's wall clock runs ahead of the others': another machine's clock.
+    ahead: Duration,
 }
 
 impl VirtualClock {
@@ -32,7 +34,16 @@ impl VirtualClock {
 
     /// Wall time since the Unix epoch.
     pub fn wall(&self) -> Duration {
-        WALL_ORIGIN + self.now()
+        WALL_ORIGIN + self.now() + self.ahead
+    }
+
+    /// The same time, on a machine whose wall clock is `ahead` of this one's (monotonic time
+    /// is not compared across machines).
+    pub fn skewed(&self, ahead: Duration) -> VirtualClock {
+        VirtualClock {
+            nanos: self.nanos.clone(),
+            ahead: self.ahead + ahead,
+        }
     }
 
     pub fn monotonic_clock(&self) -> impl HostMonotonicClock + 'static {

@@ -93,6 +93,25 @@ struct MockState {
     api_canned: VecDeque<Canned>,
     requests: Vec<RecordedRequest>,
     rejected_api_calls: usize,
+    /// How long every token answer waits before it is sent: a slow token endpoint.
+    token_delay: Duration,
+    /// API requests are never read nor answered: a server that does not read the body.
+    api_unread: bool,
+    /// The token endpoint's behaviour for one client id, over the settings above.
+    client_rules: HashMap<String, ClientRules>,
+}
+
+/// How the token endpoint treats one client id (the id of the request's Basic header, whatever
+/// its key), so that one mock serves several scenarios at once: one platform process can hold
+/// several configurations, each under its own client id.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientRules {
+    /// `expires_in` of this client's tokens, instead of the mock's.
+    pub expires_in: Option<u64>,
+    /// Answers this client the lockout body, as `set_locked` does for every client.
+    pub locked: bool,
+    /// This client's token answers come this late (the longer of this and `set_token_delay`).
+    pub token_delay: Duration,
 }
 
 /// The running mock. Dropping it stops the server.
@@ -163,6 +182,24 @@ impl MockMangopay {
         self.state().locked = locked;
     }
 
+    /// Every token answer from now on comes `delay` late (canned ones keep their delivery).
+    pub fn set_token_delay(&self, delay: Duration) {
+        self.state().token_delay = delay;
+    }
+
+    /// From now on, API requests (not token requests) are left unread and unanswered, so a
+    /// client writing a large body blocks once the socket buffers are full.
+    pub fn set_api_unread(&self, unread: bool) {
+        self.state().api_unread = unread;
+    }
+
+    /// How the token endpoint treats `client_id` from now on.
+    pub fn set_client_rules(&self, client_id: &str, rules: ClientRules) {
+        self.state()
+            .client_rules
+            .insert(client_id.to_owned(), rules);
+    }
+
     /// Serves `answer` to the next token request, before any check.
     pub fn push_canned(&self, answer: Canned) {
         self.state().canned.push_back(answer);
@@ -187,6 +224,18 @@ impl MockMangopay {
             .requests
             .iter()
             .filter(|r| r.path == TOKEN_PATH)
+            .count()
+    }
+
+    /// Token requests whose Basic header names `client_id`, whatever their key.
+    pub fn token_requests_for(&self, client_id: &str) -> usize {
+        self.state()
+            .requests
+            .iter()
+            .filter(|r| r.path == TOKEN_PATH)
+            .filter(|r| {
+                basic_pair(r.header("authorization")).is_some_and(|(id, _)| id == client_id)
+            })
             .count()
     }
 
@@ -218,6 +267,11 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Reply, Infallible> {
     let (parts, body) = request.into_parts();
+    let unread = parts.uri.path() != TOKEN_PATH && state.lock().expect("mock state").api_unread;
+    if unread {
+        // Holds the body unread until the mock stops.
+        std::future::pending::<()>().await;
+    }
     let body = body
         .collect()
         .await
@@ -345,7 +399,11 @@ fn token_endpoint(
         let delivery = canned.delivery;
         return (canned_reply(canned), delivery);
     }
-    (token_answer(state, clock, req), Delivery::Whole)
+    let delivery = match state.token_delay.max(rules(state, req).token_delay) {
+        Duration::ZERO => Delivery::Whole,
+        delay => Delivery::Late(delay),
+    };
+    (token_answer(state, clock, req), delivery)
 }
 
 fn canned_reply(canned: Canned) -> Reply {
@@ -369,38 +427,50 @@ fn token_answer(state: &mut MockState, clock: &VirtualClock, req: &RecordedReque
     if form != [("grant_type".to_owned(), "client_credentials".to_owned())] {
         return oauth_error(400, "unsupported_grant_type");
     }
-    if state.locked {
+    let rules = rules(state, req);
+    if state.locked || rules.locked {
         return json(400, LOCKOUT_BODY.to_owned());
     }
     let Some(client_id) = basic_client(state, req.header("authorization")) else {
         return invalid_credentials(clock);
     };
+    let expires_in = rules.expires_in.unwrap_or(state.expires_in);
     let token = format!("{:032x}", rand::random::<u128>());
     state.tokens.insert(
         token.clone(),
         Issued {
             client_id,
-            expires_at: clock.now() + Duration::from_secs(state.expires_in),
+            expires_at: clock.now() + Duration::from_secs(expires_in),
         },
     );
     json(
         200,
-        format!(
-            r#"{{"access_token":"{token}","token_type":"bearer","expires_in":{}}}"#,
-            state.expires_in
-        ),
+        format!(r#"{{"access_token":"{token}","token_type":"bearer","expires_in":{expires_in}}}"#),
     )
 }
 
-/// The client id of a valid `Basic base64(id:key)` header.
-fn basic_client(state: &MockState, authorization: Option<&str>) -> Option<String> {
+/// The rules for the client id the token request names.
+fn rules(state: &MockState, req: &RecordedRequest) -> ClientRules {
+    basic_pair(req.header("authorization"))
+        .and_then(|(id, _)| state.client_rules.get(&id).copied())
+        .unwrap_or_default()
+}
+
+/// `(id, key)` of a `Basic base64(id:key)` header.
+fn basic_pair(authorization: Option<&str>) -> Option<(String, String)> {
     let encoded = authorization?.strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .ok()?;
     let pair = String::from_utf8(decoded).ok()?;
     let (id, key) = pair.split_once(':')?;
-    (state.accounts.get(id).map(String::as_str) == Some(key)).then(|| id.to_owned())
+    Some((id.to_owned(), key.to_owned()))
+}
+
+/// The client id of a valid `Basic base64(id:key)` header.
+fn basic_client(state: &MockState, authorization: Option<&str>) -> Option<String> {
+    let (id, key) = basic_pair(authorization)?;
+    (state.accounts.get(&id) == Some(&key)).then_some(id)
 }
 
 /// `GET /v2.01/{ClientId}/users` and `POST /v2.01/{ClientId}/users/natural` (answered 201

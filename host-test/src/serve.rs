@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -87,12 +88,14 @@ struct Inner {
     service: Arc<Service>,
     options: ServeOptions,
     instances: AtomicUsize,
+    /// What every instance wrote to stderr, as a platform's log collects it.
+    stderr: MemoryOutputPipe,
 }
 
 impl Inner {
     fn state(&self) -> State {
         let mut wasi = WasiCtxBuilder::new();
-        wasi.envs(&self.options.env);
+        wasi.envs(&self.options.env).stderr(self.stderr.clone());
         if let Some(clock) = &self.options.clock {
             wasi.monotonic_clock(clock.monotonic_clock())
                 .wall_clock(clock.wall_clock());
@@ -178,6 +181,7 @@ impl Server {
             service,
             options,
             instances: AtomicUsize::new(0),
+            stderr: MemoryOutputPipe::new(16 << 20),
         });
         let shared = inner.clone();
         runtime.spawn(async move {
@@ -202,6 +206,11 @@ impl Server {
     /// `http://127.0.0.1:<port>`
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Every line the instances wrote to stderr so far: the operator's log.
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&self.inner.stderr.contents()).into_owned()
     }
 
     /// Instances made so far: one per request served.

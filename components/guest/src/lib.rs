@@ -28,6 +28,7 @@ use bindings::exports::mangopay::auth::auth::{
     HttpRequest, HttpResponse, ResponseVerdict, Token,
 };
 use clock::HostClock;
+use mangopay_auth::log::{LEVEL_VAR, Level, Logger, Sink};
 use mangopay_auth::{Client, ClientConfig};
 use std::cell::OnceCell;
 use std::marker::PhantomData;
@@ -43,10 +44,32 @@ pub trait World: 'static {
 type HostClient = Client<WasiHttp, HostClock>;
 
 fn make_client<W: World>(config: ClientConfig) -> Result<HostClient, mangopay_auth::Error> {
-    match W::token_store() {
+    let client = match W::token_store() {
         Some(store) => Client::with_store(config, WasiHttp, HostClock, store),
         None => Client::new(config, WasiHttp, HostClock),
+    }?;
+    Ok(client.with_logger(logger()))
+}
+
+/// Operator lines go to stderr, which every platform captures.
+struct Stderr;
+
+impl Sink for Stderr {
+    fn write_line(&self, line: &str) {
+        use std::io::Write as _;
+        // One write, so that lines of instances sharing a log stay whole. A line that cannot
+        // be written is dropped: logging never fails a call.
+        let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
     }
+}
+
+/// The level from `MANGOPAY_AUTH_LOG` (`warn` when unset or unknown).
+fn logger() -> Logger {
+    let level = std::env::var(LEVEL_VAR)
+        .ok()
+        .and_then(|value| Level::parse(&value))
+        .unwrap_or(Level::DEFAULT);
+    Logger::new(level, Rc::new(Stderr))
 }
 
 thread_local! {

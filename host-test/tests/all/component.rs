@@ -190,6 +190,27 @@ fn wrong_credentials_and_lockout_are_typed() {
         32,
         "the same client works once unlocked"
     );
+
+    // The operator's log (stderr, default level warn): a warning naming the invalid
+    // credentials and when the next try will be, and the lockout as an error.
+    let next_try = WALL_ORIGIN.as_secs() + 60;
+    let log = w.instance.output();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "ts={}.000 level=warn component=mangopay-auth event=cool-down-started \
+             client_id={CLIENT_ID} error=invalid-credentials status=401 retry_in_s=60 \
+             next_try_unix={next_try} strikes=1 shared=false",
+            WALL_ORIGIN.as_secs()
+        )
+    );
+    assert!(
+        lines[1].contains(" level=error component=mangopay-auth event=locked-out ")
+            && lines[1].contains(" error=locked-out status=400 retry_in_s=60 "),
+        "{log}"
+    );
 }
 
 // 6. Configurations the component refuses, before any request.

@@ -262,6 +262,16 @@ fn redis_outage_requests_still_answered_then_sharing_resumes() {
         );
         assert_eq!(sources(&down), counts(&[("fresh-fetch", 3)]));
         assert_eq!(mock.token_requests(), 4, "one direct fetch per instance");
+        // At the default level the operator's log holds one warning per instance that found
+        // the store down, and nothing of the healthy requests.
+        let log = server.log();
+        assert_eq!(log.lines().count(), 3, "{log}");
+        assert!(
+            log.lines().all(|l| l.contains(" level=warn ")
+                && l.contains(" event=store-unavailable ")
+                && l.contains(" detail=")),
+            "{log}"
+        );
 
         redis.resume();
         let back: Vec<Reply> = (0..20).map(|_| users(&server)).collect();
@@ -375,4 +385,272 @@ fn the_spin_upsert_switch_lets_a_swap_of_an_absent_key_through() {
         spin.get("b", "k").expect("get").as_deref(),
         Some(&b"mine"[..])
     );
+}
+
+// The fleet under faults: every case through both keyvalue versions, on the in-process map
+// and on a real Redis.
+
+/// Each keyvalue version over each backend, named; the Redis server lives as long as they do.
+fn backends(redis: &RedisServer) -> Vec<(String, Flavor, Arc<dyn KvBackend>)> {
+    VERSIONS
+        .into_iter()
+        .flat_map(|flavor| {
+            [
+                (
+                    format!("{flavor:?}/map"),
+                    flavor,
+                    Arc::new(MapKv::new()) as Arc<dyn KvBackend>,
+                ),
+                (
+                    format!("{flavor:?}/redis"),
+                    flavor,
+                    Arc::new(RedisKv::new(&redis.url())) as Arc<dyn KvBackend>,
+                ),
+            ]
+        })
+        .collect()
+}
+
+/// The users-service with a key the mock does not know.
+fn serve_with_wrong_key(
+    flavor: Flavor,
+    kv: Arc<dyn KvBackend>,
+    clock: &VirtualClock,
+    mock: &MockMangopay,
+) -> Server {
+    let mut env = env(mock);
+    env.retain(|(name, _)| name != "MANGOPAY_API_KEY");
+    env.push(("MANGOPAY_API_KEY".into(), "a-wrong-api-key".into()));
+    let options = ServeOptions {
+        env,
+        clock: Some(clock.clone()),
+        keyvalue: Some(kv),
+        ..ServeOptions::default()
+    };
+    Server::start(Service::shared(serve::users_service(flavor)), options)
+}
+
+/// A refused request: 502 naming the typed error, and the cool-down as `Retry-After`.
+fn refused(server: &Server, error: &str) -> u64 {
+    let reply = server.get("/users").expect("an answer");
+    assert_eq!(reply.status, 502, "{reply:?}");
+    assert!(reply.body.contains(error), "{reply:?}");
+    let retry_after = reply.header("retry-after").expect("a cool-down");
+    retry_after.parse().expect("seconds")
+}
+
+#[test]
+fn fifty_requests_with_a_wrong_key_or_a_lockout_make_one_token_request() {
+    let redis = RedisServer::start();
+    for (name, flavor, kv) in backends(&redis) {
+        let (clock, mock) = world();
+        let server = serve_with_wrong_key(flavor, kv, &clock, &mock);
+        for n in 0..50 {
+            let retry_after = refused(&server, "invalid-credentials");
+            assert!(
+                (59..=60).contains(&retry_after),
+                "{name} {n}: {retry_after}"
+            );
+        }
+        assert_eq!(mock.token_requests(), 1, "{name}: wrong key");
+        assert_eq!(server.instances(), 50);
+        // One warning, from the instance that met the 401, saying when the next try is.
+        let next_try = (clock.wall() + Duration::from_secs(60)).as_secs();
+        let log = server.log();
+        assert_eq!(log.lines().count(), 1, "{name}: {log}");
+        assert!(
+            log.contains(" level=warn component=mangopay-auth event=cool-down-started ")
+                && log
+                    .contains(" error=invalid-credentials status=401 retry_in_s=60 next_try_unix=")
+                && log.contains(" strikes=1 shared=true"),
+            "{name}: {log}"
+        );
+        let logged_at: u64 = log
+            .split(" next_try_unix=")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("next_try_unix");
+        assert!(logged_at.abs_diff(next_try) <= 1, "{name}: {log}");
+        assert!(!log.contains(API_KEY) && !log.contains("a-wrong-api-key"));
+    }
+    for (name, flavor, kv) in backends(&redis) {
+        let (clock, mock) = world();
+        mock.set_locked(true);
+        let server = serve(flavor, kv, &clock, &mock);
+        for _ in 0..50 {
+            refused(&server, "locked-out");
+        }
+        assert_eq!(mock.token_requests(), 1, "{name}: lockout");
+        let log = server.log();
+        assert_eq!(log.lines().count(), 1, "{name}: {log}");
+        assert!(
+            log.contains(" level=error component=mangopay-auth event=locked-out ")
+                && log.contains(" error=locked-out status=400 retry_in_s=60 "),
+            "{name}: {log}"
+        );
+    }
+}
+
+#[test]
+fn sixteen_concurrent_cold_requests_with_a_wrong_key_make_one_token_request() {
+    let redis = RedisServer::start();
+    for (name, flavor, kv) in backends(&redis) {
+        let (clock, mock) = world();
+        let server = serve_with_wrong_key(flavor, kv, &clock, &mock);
+        let barrier = Barrier::new(16);
+        std::thread::scope(|scope| {
+            for _ in 0..16 {
+                scope.spawn(|| {
+                    barrier.wait();
+                    refused(&server, "invalid-credentials");
+                });
+            }
+        });
+        assert_eq!(mock.token_requests(), 1, "{name}");
+    }
+}
+
+#[test]
+fn a_wrong_keys_cool_down_never_blocks_the_right_key() {
+    let redis = RedisServer::start();
+    for (name, flavor, kv) in backends(&redis) {
+        let (clock, mock) = world();
+        let wrong = serve_with_wrong_key(flavor, kv.clone(), &clock, &mock);
+        refused(&wrong, "invalid-credentials");
+        let right = serve(flavor, kv, &clock, &mock);
+        for _ in 0..5 {
+            users(&right);
+        }
+        assert_eq!(mock.token_requests(), 2, "{name}");
+    }
+}
+
+/// Ten minutes of requests, one every 10 s, against a permanent lockout with the default
+/// cool-down (60 s doubling to 15 min): token requests at 0, 60, 180 and 420 s.
+#[test]
+fn ten_minutes_of_a_lockout_cost_one_token_request_per_cool_down() {
+    let redis = RedisServer::start();
+    for (name, flavor, kv) in backends(&redis) {
+        let (clock, mock) = world();
+        mock.set_locked(true);
+        let server = serve(flavor, kv, &clock, &mock);
+        let mut sent_at = Vec::new();
+        for second in (0..600).step_by(10) {
+            let before = mock.token_requests();
+            refused(&server, "locked-out");
+            if mock.token_requests() > before {
+                sent_at.push(second);
+            }
+            clock.advance(Duration::from_secs(10));
+        }
+        assert_eq!(sent_at, [0, 60, 180, 420], "{name}");
+    }
+}
+
+/// A token endpoint that takes 8 s (inside the default timeouts and the 10 s budget): 20 cold
+/// requests at once wait for the one lease holder, and every one is answered.
+#[test]
+fn a_slow_token_endpoint_costs_twenty_concurrent_cold_requests_one_token_request() {
+    let redis = RedisServer::start();
+    for (name, flavor, kv) in backends(&redis) {
+        let (clock, mock) = world();
+        mock.set_token_delay(Duration::from_secs(8));
+        let server = serve(flavor, kv, &clock, &mock);
+        let barrier = Barrier::new(20);
+        let replies: Vec<Reply> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..20)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        users(&server)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a thread"))
+                .collect()
+        });
+        assert_eq!(mock.token_requests(), 1, "{name}: {:?}", sources(&replies));
+        assert_eq!(
+            sources(&replies),
+            counts(&[("fresh-fetch", 1), ("shared-store", 19)]),
+            "{name}"
+        );
+    }
+}
+
+/// Two hosts whose wall clocks are 10 s apart share one store, each answering every other
+/// request (one every 10 s) over two hours of 20-minute tokens: the envelopes and entries carry
+/// the writer's wall-clock expiry, yet the fleet makes one token request per renewal: at 0,
+/// 1140, 2280 ... 6840 s, or up to 10 s (the skew) earlier when the host ahead sees the refresh
+/// point first. Never later: no token is sent past its refresh point on the slower clock.
+#[test]
+fn hosts_ten_seconds_apart_make_one_token_request_per_renewal() {
+    for (flavor, ahead_first) in VERSIONS.into_iter().flat_map(|f| [(f, true), (f, false)]) {
+        let (clock, mock) = world();
+        let kv: Arc<dyn KvBackend> = Arc::new(MapKv::new());
+        let skewed = clock.skewed(Duration::from_secs(10));
+        let (first, second) = match ahead_first {
+            true => (&skewed, &clock),
+            false => (&clock, &skewed),
+        };
+        let hosts = [
+            serve(flavor, kv.clone(), first, &mock),
+            serve(flavor, kv, second, &mock),
+        ];
+        let mut sent_at = Vec::new();
+        for call in 0..720u64 {
+            let before = mock.token_requests();
+            users(&hosts[(call % 2) as usize]);
+            if mock.token_requests() > before {
+                sent_at.push(call * 10);
+            }
+            clock.advance(Duration::from_secs(10));
+        }
+        let ideal: [u64; 7] = [0, 1140, 2280, 3420, 4560, 5700, 6840];
+        let context = format!("{flavor:?}, the first host ahead: {ahead_first}: {sent_at:?}");
+        assert_eq!(sent_at.len(), ideal.len(), "{context}");
+        for (sent, ideal) in sent_at.iter().zip(ideal) {
+            assert!(
+                (ideal.saturating_sub(10)..=ideal).contains(sent),
+                "{context}"
+            );
+        }
+    }
+}
+
+/// A platform that links wasi:keyvalue but opens no store for the component (Spin without
+/// `key_value_stores`): every request still answers, each costs a token request, and each
+/// instance tells the operator what to add.
+#[test]
+fn a_store_that_cannot_be_opened_is_logged_with_what_to_add() {
+    for flavor in VERSIONS {
+        let (clock, mock) = world();
+        let options = ServeOptions {
+            env: env(&mock),
+            clock: Some(clock.clone()),
+            keyvalue: None,
+            ..ServeOptions::default()
+        };
+        let server = Server::start(Service::shared(serve::users_service(flavor)), options);
+        let replies: Vec<Reply> = (0..5).map(|_| users(&server)).collect();
+        assert!(
+            replies
+                .iter()
+                .all(|r| r.header(STORE) == Some("unavailable"))
+        );
+        assert_eq!(mock.token_requests(), 5, "{flavor:?}: no store, no sharing");
+        let log = server.log();
+        let warnings: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(" level=warn ") && l.contains(" event=store-unavailable "))
+            .collect();
+        assert_eq!(warnings.len(), 5, "{flavor:?}: {log}");
+        assert!(
+            warnings.iter().all(|l| l.contains("key_value_stores")),
+            "{flavor:?}: {log}"
+        );
+    }
 }

@@ -3,7 +3,9 @@
 //! SCA answered at once, retries only where repeating is safe, the body cap, path refusals.
 
 use host_test::fixture::{API_KEY, CLIENT_ID, World, basic};
-use host_test::host::{ApiRequest, ApiResponse, Config, Error, ResponseVerdict, RetryPolicy};
+use host_test::host::{
+    ApiRequest, ApiResponse, Config, Error, ResponseVerdict, RetryPolicy, Timeouts, TransportKind,
+};
 use host_test::mock::{Canned, TOKEN_PATH};
 use wasmtime::component::ResourceAny;
 
@@ -193,6 +195,46 @@ fn a_503_is_retried_for_get_and_keyed_post_but_not_for_plain_post() {
     assert_eq!(w.mock.token_requests(), 1);
 }
 
+/// A server that never reads the request body, and host timeouts far longer than the call's
+/// budget: the component's own deadline on the body write ends the call as a timeout, well
+/// before the host's timeouts would.
+#[test]
+fn a_server_that_does_not_read_the_body_cannot_hold_send_past_its_budget() {
+    let mut w = World::new();
+    let config = Config {
+        retry: Some(RetryPolicy {
+            max_attempts: Some(1),
+            initial_backoff_ms: Some(1),
+            budget_ms: Some(2_000),
+        }),
+        timeouts: Some(Timeouts {
+            connect_ms: Some(120_000),
+            first_byte_ms: Some(120_000),
+            between_bytes_ms: Some(120_000),
+        }),
+        ..w.config()
+    };
+    let client = w.client_with(&config);
+    w.token(client);
+    w.mock.set_api_unread(true);
+    let upload = ApiRequest {
+        method: "PUT".into(),
+        path: "/v2.01/{ClientId}/users/natural/user_1".into(),
+        headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+        // Far more than loopback socket buffers hold.
+        body: Some(vec![b'x'; 64 * 1024 * 1024]),
+    };
+    let started = std::time::Instant::now();
+    let error = send(&mut w, client, &upload).expect_err("the server never reads");
+    assert!(
+        matches!(&error, Error::Transport(e) if e.kind == TransportKind::Timeout),
+        "{error:?}"
+    );
+    // Not a measure of speed: the host's own timeouts are 120 s; only the 2 s budget ends it.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert_eq!(w.mock.token_requests(), 1);
+}
+
 #[test]
 fn an_answer_over_the_cap_is_a_typed_error() {
     let mut w = World::new();
@@ -243,6 +285,19 @@ fn paths_and_headers_that_could_leave_the_origin_are_refused_before_any_request(
         .headers
         .push(("X-Note".into(), "a\r\nX-Injected: 1".into()));
     requests.push(header);
+    // Framing and hop-by-hop headers are the transport's: a caller's would desync the message.
+    for (name, value) in [
+        ("Transfer-Encoding", "chunked"),
+        ("connection", "close"),
+        ("TE", "trailers"),
+        ("Upgrade", "h2c"),
+        ("Keep-Alive", "timeout=5"),
+        ("Proxy-Connection", "keep-alive"),
+    ] {
+        let mut framing = get("/v2.01/x");
+        framing.headers.push((name.into(), value.into()));
+        requests.push(framing);
+    }
     for request in &requests {
         let error = send(&mut w, client, request).expect_err("refused");
         assert!(

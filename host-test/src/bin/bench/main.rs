@@ -26,6 +26,7 @@ mod per_request;
 mod report;
 mod setup;
 mod size;
+mod stall;
 mod stats;
 
 use report::Report;
@@ -36,13 +37,14 @@ use std::process::ExitCode;
 type Section = fn(&Setup, &mut Report) -> Result<(), String>;
 
 /// The sections, numbered from 1 in this order.
-const SECTIONS: [(&str, Section); 6] = [
+const SECTIONS: [(&str, Section); 7] = [
     ("cached path", cached::section),
     ("instantiation", instantiation::section),
     ("cold token", cold::section),
     ("token economy", economy::section),
     ("size", size::section),
     ("per-request path", per_request::section),
+    ("renewal stall", stall::section),
 ];
 
 fn main() -> ExitCode {
@@ -98,6 +100,11 @@ impl Options {
     /// Whether section `n` runs: all of them, or those `BENCH_ONLY` lists (e.g. `1,5`).
     fn runs(&self, n: usize) -> bool {
         self.only.as_ref().is_none_or(|only| only.contains(&n))
+    }
+
+    /// `BENCH_SCALE`, for loops measured in time rather than iterations.
+    pub fn scale(&self) -> f64 {
+        self.scale
     }
 
     /// `n` iterations scaled by `BENCH_SCALE`, at least one.
