@@ -2,7 +2,8 @@
 //! the tests their paths as `env!` constants (`<PACKAGE>_WASM`, e.g.
 //! `MANGOPAY_AUTH_STANDALONE_WASM`). Like wasmtime's test-programs: a nested
 //! `cargo build --target wasm32-wasip2 --release` into a target directory of its own
-//! (`target/components`), since the outer cargo holds the lock of the usual one.
+//! (`components/` in cargo's target directory, `target/components`), since the outer cargo
+//! holds the lock of the usual one.
 //!
 //! Each component is built in a cargo run of its own, as a user's
 //! `cargo build -p <package> --target wasm32-wasip2 --release` would, so cargo unifies no
@@ -10,6 +11,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Cargo's target directory, found as xtask finds it (one implementation: xtask/src/target.rs).
+#[path = "../xtask/src/target.rs"]
+mod target;
 
 /// (package, library name) of every component the harness uses.
 const COMPONENTS: &[(&str, &str)] = &[
@@ -58,7 +63,13 @@ fn main() {
         );
     }
 
-    let target_dir = workspace.join("target/components");
+    // Where the outer cargo builds (`CARGO_TARGET_DIR`, `build.target-dir`, or
+    // `<workspace>/target`): the nested build goes to `components/` there.
+    println!("cargo::rerun-if-env-changed=CARGO_TARGET_DIR");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target_dir = target::cargo_target_dir(&cargo, workspace)
+        .unwrap_or_else(|e| panic!("finding cargo's target directory: {e}"))
+        .join("components");
     ensure_wasm_target();
     for (package, lib) in COMPONENTS {
         build(workspace, &target_dir, package);

@@ -269,22 +269,18 @@ impl Drop for RedisServer {
     }
 }
 
-fn ensure_redis_server() {
-    let found = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if found {
-        return;
-    }
-    eprintln!("redis-server is missing: installing Debian's redis-server with apt-get");
-    let installed = Command::new("sh")
-        .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        installed,
-        "these tests need redis-server on the PATH: install it (apt-get install redis-server)"
+/// redis-server on PATH, installed with Debian's apt-get where it is missing (a fresh
+/// machine; as root), once per run whatever the number of tests or processes that start one
+/// at the same time (`xtask::install::once`). Panics with what to run by hand when it cannot.
+pub fn ensure_redis_server() {
+    let found = || xtask::install::runs("redis-server").then_some(());
+    let installed = xtask::install::once(
+        "redis-server",
+        found,
+        || xtask::install::apt_get("redis-server"),
+        "apt-get install redis-server (as root), or put a redis-server on PATH",
     );
+    if let Err(e) = installed {
+        panic!("these tests need redis-server on the PATH: {e}");
+    }
 }

@@ -90,22 +90,37 @@ pub fn compose_keyvalue(adapter: &Path, auth_with_store: &Path) -> Result<Vec<u8
     )
 }
 
+/// Where `cargo build -p <package> --target wasm32-wasip2 --release` writes a crate's
+/// component, in cargo's target directory `target` ([`crate::target_root`]).
+pub fn built(target: &Path, krate: &Crate) -> PathBuf {
+    target
+        .join("wasm32-wasip2/release")
+        .join(format!("{}.wasm", krate.lib))
+}
+
 /// What `cargo xtask dist` does after building: each crate's `.wasm` (`built`) optimised into
-/// `target/optimized/` (`jco opt` where Node.js and `jco/node_modules` are there, said on
-/// stderr when not), then every deployable written to `out` with `metadata`. Returns the
-/// files written.
+/// `target/optimized/` (`jco opt` where Node.js is there, `npm ci` run in `jco/` first if
+/// need be; said on one line of stderr when not), then every deployable written to `out`
+/// with `metadata`. Returns the files written.
 pub fn assemble(
     out: &Path,
     built: impl Fn(&Crate) -> PathBuf,
     metadata: &PackageMetadata,
 ) -> Result<Vec<PathBuf>, String> {
     let optimized = crate::target_dir("optimized")?;
-    let jco = optimize::jco()
-        .inspect_err(|why| {
-            eprintln!("jco opt (wasm-opt) SKIPPED: {why}; the components are not size-optimised")
-        })
-        .ok();
+    let jco = match optimize::jco_unavailable() {
+        Some(why) => {
+            eprintln!("jco opt (wasm-opt) SKIPPED: {why}; the components are not size-optimised");
+            None
+        }
+        None => Some(optimize::jco()?),
+    };
     let output = |krate: &Crate| optimized.join(format!("{}.wasm", krate.lib));
+    let passes = optimize::WASM_OPT_ARGS
+        .iter()
+        .filter(|arg| !arg.starts_with("--enable-"))
+        .fold("jco opt: wasm-opt".to_owned(), |line, arg| line + " " + arg)
+        + ", ";
     for krate in crates() {
         let input = built(&krate);
         optimize::component(&input, &output(&krate), jco.as_deref())?;
@@ -115,7 +130,7 @@ pub fn assemble(
             krate.lib,
             size(&input),
             size(&output(&krate)),
-            if jco.is_some() { "jco opt -Oz, " } else { "" },
+            if jco.is_some() { &passes } else { "" },
             optimize::DROPPED_SECTION
         );
     }

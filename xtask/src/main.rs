@@ -2,10 +2,13 @@
 //!
 //! - `dist [--source <URL>]`: builds every component crate with
 //!   `cargo build -p <package> --target wasm32-wasip2 --release`, optimises each for size
-//!   into `target/optimized/` (`optimize`: `jco opt` when Node.js and `jco/node_modules` are
-//!   there, skipped with a message otherwise), composes the keyvalue adapters into the
-//!   `with-token-store` component, and writes every deployable to `target/dist/` with its
-//!   registry metadata.
+//!   into `target/optimized/` (`optimize`: `jco opt` when Node.js is there, after `npm ci` in
+//!   `jco/` where its packages are missing or older than its lockfile; skipped with a one-line
+//!   message without Node.js), composes the keyvalue adapters into the `with-token-store`
+//!   component, and writes every deployable to `target/dist/` with its registry metadata.
+//!
+//! `target/` is cargo's target directory (`xtask::target_root`: `cargo metadata`'s
+//! `target_directory`, so `CARGO_TARGET_DIR` and `build.target-dir` are honoured).
 //! - `package --source <URL> [--registry <host/prefix>]`: `dist`, then the publishable
 //!   `target/package/mangopay-auth@<version>.wasm` and the `wkg oci push` command that
 //!   publishes it with matching OCI annotations (`wkg publish` 0.16.1 refuses a cargo-built
@@ -15,7 +18,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use xtask::dist;
 use xtask::metadata::{self, PackageMetadata};
-use xtask::workspace;
+use xtask::{target_dir, target_root, workspace};
 
 const USAGE: &str = "usage: cargo xtask dist [--source <URL>] | cargo xtask package --source <URL> [--registry <host/prefix>]";
 
@@ -60,26 +63,34 @@ fn run() -> Result<(), String> {
 
 fn dist_all(metadata: &PackageMetadata) -> Result<Vec<PathBuf>, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Built into cargo's target directory (the one `CARGO_TARGET_DIR` or cargo's configuration
+    // gives), and read back from there.
+    let target = target_root()?;
     for krate in dist::crates() {
         let status = Command::new(&cargo)
             .current_dir(workspace())
             .args(["build", "--release", "--target", "wasm32-wasip2", "-p"])
             .arg(krate.package)
+            .arg("--target-dir")
+            .arg(target)
             .status()
             .map_err(|e| format!("cargo: {e}"))?;
         if !status.success() {
             return Err(format!("building {} failed", krate.package));
         }
     }
-    let release = workspace().join("target/wasm32-wasip2/release");
     let written = dist::assemble(
-        &workspace().join("target/dist"),
-        |krate| release.join(format!("{}.wasm", krate.lib)),
+        &target_dir("dist")?,
+        |krate| dist::built(target, krate),
         metadata,
     )?;
     for path in &written {
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        println!("{} ({:.1} KiB)", path.display(), size as f64 / 1024.0);
+        println!(
+            "{} ({size} bytes, {:.1} KiB)",
+            path.display(),
+            size as f64 / 1024.0
+        );
     }
     Ok(written)
 }

@@ -127,14 +127,15 @@ pub fn read_metadata(wasm: &[u8]) -> Result<BTreeMap<&'static str, String>, Stri
     .collect())
 }
 
-/// `target/package/<name>@<version>.wasm` with `:` as `-`, e.g. `mangopay-auth@0.1.0.wasm`.
-pub fn package_path(metadata: &PackageMetadata) -> PathBuf {
+/// `target/package/<name>@<version>.wasm` with `:` as `-`, e.g. `mangopay-auth@0.1.0.wasm`
+/// (in cargo's target directory, created).
+pub fn package_path(metadata: &PackageMetadata) -> Result<PathBuf, String> {
     let file = format!(
         "{}@{}.wasm",
         metadata.name.replace(':', "-"),
         metadata.version
     );
-    workspace().join("target/package").join(file)
+    Ok(crate::target_dir("package")?.join(file))
 }
 
 /// Writes the release component `wasm` with `metadata` to `package_path`. Refused without a
@@ -143,10 +144,7 @@ pub fn write_package(wasm: &Path, metadata: &PackageMetadata) -> Result<PathBuf,
     require_source(metadata)?;
     let bytes = std::fs::read(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
     let packaged = add_metadata(&bytes, metadata)?;
-    let path = package_path(metadata);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
+    let path = package_path(metadata)?;
     std::fs::write(&path, packaged).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }

@@ -2,19 +2,19 @@
 //! @bytecodealliance/preview2-shim, driven by `jco/test.mjs` (node:test) against the mock
 //! Mangopay on 127.0.0.1. This test installs the pinned npm packages (`npm ci` from the
 //! committed `jco/package-lock.json`) when `jco/node_modules` is missing or older than the
-//! lockfile, transpiles the auth component and the composed list-users component (see
-//! tests/compose.rs) into `target/jco/`, runs the Node test, then checks on the mocks how many
-//! token requests the components made under Node.
+//! lockfile, through the same function as `cargo xtask dist` (`xtask::optimize::jco_modules`:
+//! once per run, whatever else installs at the same time), transpiles the auth component and
+//! the composed list-users component (see tests/compose.rs) into `target/jco/`, runs the Node
+//! test, then checks on the mocks how many token requests the components made under Node.
 //!
 //! Without `node` and `npm` on PATH it fails and says so: it never passes silently.
 
 use host_test::clock::VirtualClock;
 use host_test::fixture::{API_KEY, CLIENT_ID};
 use host_test::mock::MockMangopay;
-use host_test::{artifact, compose, workspace};
+use host_test::{artifact, compose};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::SystemTime;
 
 /// `program --version`, or a failure that names what is missing.
 fn require(program: &str) -> String {
@@ -44,47 +44,22 @@ fn run(what: &str, command: &mut Command) -> Output {
     output
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    path.metadata().and_then(|m| m.modified()).ok()
-}
-
-/// `npm ci` in `jco/` unless its node_modules is at least as new as the lockfile.
-fn install(jco: &Path) {
-    let installed = modified(&jco.join("node_modules/.package-lock.json"));
-    let locked = modified(&jco.join("package-lock.json"));
-    if installed.is_some() && installed >= locked {
-        return;
-    }
-    eprintln!(
-        "installing jco and preview2-shim: npm ci in {}",
-        jco.display()
-    );
-    run(
-        "npm ci",
-        Command::new("npm")
-            .current_dir(jco)
-            .args(["ci", "--no-audit", "--no-fund"]),
-    );
-}
-
 /// Transpiles `wasm` into `target/jco/<name>/`, returning `<name>.js`. `target/jco/node_modules`
 /// links to `jco/node_modules`, so the output's `@bytecodealliance/preview2-shim` imports
 /// resolve.
-fn transpile(jco: &Path, wasm: &Path, name: &str) -> PathBuf {
-    let out = workspace().join("target/jco");
+fn transpile(modules: &Path, wasm: &Path, name: &str) -> PathBuf {
+    let out = xtask::target_dir("jco").expect("create target/jco");
     let dir = out.join(name);
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&out).expect("create target/jco");
     let link = out.join("node_modules");
-    let modules = jco.join("node_modules");
-    if std::fs::read_link(&link).ok().as_deref() != Some(modules.as_path()) {
+    if std::fs::read_link(&link).ok().as_deref() != Some(modules) {
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&modules, &link).expect("link target/jco/node_modules");
+        std::os::unix::fs::symlink(modules, &link).expect("link target/jco/node_modules");
     }
     run(
         "jco transpile",
         Command::new("node")
-            .arg(jco.join("node_modules/@bytecodealliance/jco/dist/jco.js"))
+            .arg(modules.join("@bytecodealliance/jco/dist/jco.js"))
             .arg("transpile")
             .arg(wasm)
             .args(["--name", name, "--quiet", "-o"])
@@ -100,11 +75,11 @@ const NODE_TESTS: usize = 9;
 fn the_component_runs_on_node_through_jco() {
     let node = require("node");
     require("npm");
-    let jco = workspace().join("jco");
-    install(&jco);
-    let module = transpile(&jco, artifact::component_wasm(), "mangopay-auth");
+    let jco = xtask::optimize::jco_dir();
+    let modules = xtask::optimize::jco_modules().unwrap_or_else(|e| panic!("{e}"));
+    let module = transpile(&modules, artifact::component_wasm(), "mangopay-auth");
     // The composition of tests/compose.rs (list-users + auth), on Node as well.
-    let composed = transpile(&jco, compose::composed_wasm(), "list-users-composed");
+    let composed = transpile(&modules, compose::composed_wasm(), "list-users-composed");
 
     // Two mocks on 127.0.0.1: Mangopay's 1200 s tokens, and 2 s tokens for a renewal on
     // Node's real clock. Both know the account.

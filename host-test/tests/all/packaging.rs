@@ -10,7 +10,10 @@ use host_test::{artifact, compose};
 use std::path::Path;
 use wit_component::{DecodedWasm, WitPrinter};
 use wit_parser::{Resolve, WorldItem, WorldKey};
-use xtask::{dist, metadata};
+use xtask::{dist, metadata, optimize};
+
+/// The most `target/dist/mangopay-auth.wasm` may weigh once size-optimised: 200 KiB.
+const STANDALONE_BUDGET: u64 = 200 * 1024;
 
 /// The WASI 0.2 interfaces a component here may import, without versions: clocks, random,
 /// environment and std's stdio/exit/terminal (Rust's std links them), streams and polling, and
@@ -216,6 +219,16 @@ fn every_deployable_in_target_dist_has_its_intended_surface_and_metadata() {
     };
     let written = dist::assemble(&out, built, &meta).expect("dist writes");
     assert_eq!(written.len(), dist::DEPLOYABLES.len());
+    // Size-optimised (`jco opt`) wherever Node.js is: the standalone deployable fits its budget.
+    if optimize::jco_unavailable().is_none() {
+        let standalone = out.join("mangopay-auth.wasm");
+        let size = std::fs::metadata(&standalone).expect("written").len();
+        assert!(
+            size <= STANDALONE_BUDGET,
+            "{}: {size} bytes, over its {STANDALONE_BUDGET}-byte budget",
+            standalone.display()
+        );
+    }
     let mut checked = 0;
     for entry in std::fs::read_dir(&out).expect("read target/dist") {
         let path = entry.expect("entry").path();
