@@ -25,6 +25,9 @@ use mangopay::auth::auth::{
 pub const SOURCE_HEADER: &str = "x-mangopay-token-source";
 /// The header naming the token store's health.
 pub const STORE_HEADER: &str = "x-mangopay-store";
+/// The header Spin sets to the part of the path under the component's route: `/users` for
+/// `GET /shop/users` to a component at `route = "/shop/..."`.
+pub const SPIN_PATH_INFO: &str = "spin-path-info";
 /// Users per page when the query names none.
 pub const DEFAULT_PER_PAGE: u32 = 10;
 /// Mangopay's largest page.
@@ -68,6 +71,20 @@ pub fn route(method: &str, path_with_query: &str) -> Route {
         },
         Some(Ok(n)) if (1..=MAX_PER_PAGE).contains(&n) => Route::Users { per_page: n },
         Some(_) => Route::BadRequest("per_page must be a number from 1 to 100"),
+    }
+}
+
+/// The path and query to route. Spin hands a component the whole path and, as
+/// `spin-path-info`, the part under its route: with that header the service answers under
+/// whatever route it is mounted at (`GET /shop/users`); without it (wasmCloud, `wasmtime
+/// serve`) the path is routed as it came.
+pub fn routed_path(path_with_query: &str, path_info: Option<&str>) -> String {
+    let Some(info) = path_info else {
+        return path_with_query.to_owned();
+    };
+    match path_with_query.split_once('?') {
+        Some((_, query)) => format!("{info}?{query}"),
+        None => info.to_owned(),
     }
 }
 
@@ -263,6 +280,10 @@ mod component {
 
     fn answer(request: &IncomingRequest) -> Reply {
         let path = request.path_with_query().unwrap_or_else(|| "/".into());
+        // Spin's own value comes after any a client sent.
+        let path_info = request.headers().get(SPIN_PATH_INFO).pop();
+        let path_info = path_info.map(|v| String::from_utf8_lossy(&v).into_owned());
+        let path = routed_path(&path, path_info.as_deref());
         let route = route(method_name(&request.method()), &path);
         if let Some(reply) = local_reply(&route) {
             return reply;
@@ -372,6 +393,22 @@ mod tests {
             Some(405)
         );
         assert_eq!(local_reply(&Route::Users { per_page: 1 }), None);
+    }
+
+    #[test]
+    fn under_spin_the_path_under_the_components_route_is_routed() {
+        assert_eq!(routed_path("/users?per_page=3", None), "/users?per_page=3");
+        let mounted = routed_path("/shop/users?per_page=3", Some("/users"));
+        assert_eq!(mounted, "/users?per_page=3");
+        assert_eq!(route("GET", &mounted), Route::Users { per_page: 3 });
+        assert_eq!(
+            routed_path("/shop/authorize", Some("/authorize")),
+            "/authorize"
+        );
+        assert_eq!(
+            route("GET", &routed_path("/shop/users", Some("/other"))),
+            Route::NotFound
+        );
     }
 
     #[test]

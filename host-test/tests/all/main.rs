@@ -10,6 +10,7 @@ mod faults;
 mod jco;
 mod packaging;
 mod per_request;
+mod platforms;
 mod security;
 mod send;
 mod shared_store;

