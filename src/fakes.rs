@@ -261,11 +261,17 @@ pub struct FakeStore {
     /// Put into the map at the n-th `get`: another instance publishing meanwhile.
     arrives: Rc<RefCell<Option<Arrival>>>,
     /// Operations that fail: (operation, key part, from the n-th call of that operation on).
-    faults: Rc<RefCell<Vec<(Op, String, u32)>>>,
+    faults: Rc<RefCell<Vec<Fault>>>,
     counts: Rc<RefCell<HashMap<Op, u32>>>,
     /// Every write, in order: (key, value).
-    writes: Rc<RefCell<Vec<(String, Vec<u8>)>>>,
+    writes: Rc<RefCell<Vec<Write>>>,
 }
+
+/// A write to the store: (key, value).
+type Write = (String, Vec<u8>);
+
+/// A store operation that fails: which, on keys holding which part, from the n-th call on.
+type Fault = (Op, String, u32);
 
 /// A store operation, to make one fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
