@@ -206,109 +206,73 @@ struct BlockEntry {
     error: StoredError,
 }
 
-/// The errors a cool-down answers with: the token endpoint's answers.
+/// The error a cool-down answers with (one of the token endpoint's answers), flat: an
+/// internally tagged enum would make serde link its buffering deserializer, ~40 KB of the
+/// store world for four cases.
 #[derive(Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-enum StoredError {
-    InvalidCredentials {
-        status: u16,
-        message: String,
-        error_type: String,
-        error_id: Option<String>,
-        date: Option<f64>,
-    },
-    LockedOut {
-        status: u16,
-        error: String,
-        description: Option<String>,
-    },
-    #[serde(rename = "oauth")]
-    OAuth {
-        status: u16,
-        error: String,
-        description: Option<String>,
-    },
-    UnexpectedResponse {
-        status: u16,
-        excerpt: String,
-    },
+struct StoredError {
+    /// The WIT case: `invalid-credentials`, `locked-out`, `oauth`, `unexpected-response`.
+    kind: String,
+    status: u16,
+    /// `Message`, the OAuth `error`, or the excerpt.
+    text: String,
+    /// `Type`, or the OAuth `error_description`.
+    detail: Option<String>,
+    error_id: Option<String>,
+    date: Option<f64>,
 }
 
 impl StoredError {
     fn from_error(error: &Error) -> Option<StoredError> {
+        let stored = |text: &str, detail: Option<&str>| StoredError {
+            kind: error.case_name().to_owned(),
+            status: error.status().unwrap_or_default(),
+            text: text.to_owned(),
+            detail: detail.map(str::to_owned),
+            error_id: None,
+            date: None,
+        };
         Some(match error {
-            Error::InvalidCredentials(e) => StoredError::InvalidCredentials {
-                status: e.status,
-                message: e.message.clone(),
-                error_type: e.error_type.clone(),
+            Error::InvalidCredentials(e) => StoredError {
                 error_id: e.id.clone(),
                 date: e.date,
+                ..stored(&e.message, Some(&e.error_type))
             },
-            Error::LockedOut(e) => StoredError::LockedOut {
-                status: e.status,
-                error: e.error.clone(),
-                description: e.description.clone(),
-            },
-            Error::OAuth(e) => StoredError::OAuth {
-                status: e.status,
-                error: e.error.clone(),
-                description: e.description.clone(),
-            },
-            Error::UnexpectedResponse(e) => StoredError::UnexpectedResponse {
-                status: e.status,
-                excerpt: e.excerpt.clone(),
-            },
+            Error::LockedOut(e) | Error::OAuth(e) => stored(&e.error, e.description.as_deref()),
+            Error::UnexpectedResponse(e) => stored(&e.excerpt, None),
             _ => return None,
         })
     }
 
     /// The error, its texts quoted again with this instance's secrets: a value from the
-    /// store is text from outside.
-    fn into_error(self, secrets: &[&str]) -> Error {
+    /// store is text from outside. `None` for a kind this version does not know.
+    fn into_error(self, secrets: &[&str]) -> Option<Error> {
         let q = |text: String| redact::quote(&text, secrets);
-        match self {
-            StoredError::InvalidCredentials {
+        let status = self.status;
+        let oauth = |text: String, detail: Option<String>| OAuthError {
+            status,
+            error: q(text),
+            description: detail.map(q),
+            retry_in: None,
+        };
+        Some(match self.kind.as_str() {
+            "invalid-credentials" => Error::InvalidCredentials(ApiError {
                 status,
-                message,
-                error_type,
-                error_id,
-                date,
-            } => Error::InvalidCredentials(ApiError {
-                status,
-                message: q(message),
-                error_type: q(error_type),
-                id: error_id.map(q),
-                date,
+                message: q(self.text),
+                error_type: q(self.detail.unwrap_or_default()),
+                id: self.error_id.map(q),
+                date: self.date,
                 retry_in: None,
             }),
-            StoredError::LockedOut {
+            "locked-out" => Error::LockedOut(oauth(self.text, self.detail)),
+            "oauth" => Error::OAuth(oauth(self.text, self.detail)),
+            "unexpected-response" => Error::UnexpectedResponse(UnexpectedResponse {
                 status,
-                error,
-                description,
-            } => Error::LockedOut(OAuthError {
-                status,
-                error: q(error),
-                description: description.map(q),
+                excerpt: q(self.text),
                 retry_in: None,
             }),
-            StoredError::OAuth {
-                status,
-                error,
-                description,
-            } => Error::OAuth(OAuthError {
-                status,
-                error: q(error),
-                description: description.map(q),
-                retry_in: None,
-            }),
-            StoredError::UnexpectedResponse { status, excerpt } => {
-                Error::UnexpectedResponse(UnexpectedResponse {
-                    status,
-                    excerpt: q(excerpt),
-                    retry_in: None,
-                })
-            }
-        }
+            _ => return None,
+        })
     }
 }
 
@@ -333,7 +297,7 @@ impl SharedBlock {
         Some(SharedBlock {
             remaining,
             strikes: entry.strikes,
-            error: entry.error.into_error(secrets),
+            error: entry.error.into_error(secrets)?,
         })
     }
 }
