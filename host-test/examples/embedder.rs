@@ -1,4 +1,4 @@
-//! A minimal wasmtime embedder of the mangopay-auth component, as the README shows it:
+//! A minimal wasmtime embedder of the mangopay-auth component, as docs/interface.md shows it:
 //! load the component, create a client, authorize a request.
 //!
 //! ```sh

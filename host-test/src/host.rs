@@ -127,7 +127,7 @@ impl WasiHttpView for State {
 }
 
 /// How an engine allocates instances: the settings the benchmark compares, and the one this
-/// harness (and the README) recommends.
+/// harness (and docs/deploying.md) recommends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EngineSettings {
     /// The pooling instance allocator (memory, table and stack slots reserved once and reused
@@ -153,7 +153,7 @@ impl EngineSettings {
         pagemap_scan: false,
     };
 
-    /// What the harness uses and the README recommends for hosts that make an instance per
+    /// What the harness uses and docs/deploying.md recommends for hosts that make an instance per
     /// request or per task: the pooling allocator, copy-on-write images, the first 1 MiB of
     /// each memory and 64 KiB of each table kept resident (reset in place instead of
     /// `madvise`d away), the pages to reset found through `PAGEMAP_SCAN` where the kernel has

@@ -518,7 +518,7 @@ fn wasmcloud_lockout_one_token_request() {
     a_lockout_costs_seventy_requests_one_token_request(Platform::Wasmcloud);
 }
 
-/// What the README's Deploying says about a Spin manifest without `key_value_stores`: the
+/// What docs/deploying.md says about a Spin manifest without `key_value_stores`: the
 /// component cannot open the store, every request spends a token request of its own, and the
 /// answers say so (`x-mangopay-store: unavailable`).
 #[test]
