@@ -139,6 +139,19 @@ fn the_component_runs_on_node_through_jco() {
     );
     // The 2 s token: fetched, reused, renewed after 1 s.
     assert_eq!(short.token_requests(), 2, "token requests to the 2 s mock");
+    // The operator log reaches Node's stderr (which `node --test` relays into its report): the
+    // wrong key's cool-down, once, as a warning.
+    let output = format!("{stdout}{stderr}");
+    let cool_downs: Vec<&str> = output
+        .lines()
+        .filter(|l| l.contains(" event=cool-down-started "))
+        .collect();
+    assert_eq!(cool_downs.len(), 1, "{output}");
+    assert!(
+        cool_downs[0].contains(" level=warn component=mangopay-auth ")
+            && cool_downs[0].contains(" error=invalid-credentials status=401 retry_in_s=60 "),
+        "{output}"
+    );
     // No secret on Node's output.
     let api_key_b64 = {
         use base64::Engine as _;

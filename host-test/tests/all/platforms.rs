@@ -428,39 +428,25 @@ fn a_slow_token_endpoint_costs_twenty_concurrent_cold_requests_one_token_request
     );
 }
 
-/// A wrong key: 20 concurrent cold requests and 50 sequential ones are all refused as
-/// `invalid-credentials` with a `Retry-After`, for one token request: the cool-down is shared
-/// through the platform's store.
-fn a_wrong_key_costs_seventy_requests_one_token_request(platform: Platform) {
-    let Some(at) = Endpoint::new(platform, Scenario::WrongKey) else {
+/// A wrong key (or a locked account): 20 concurrent cold requests and 50 sequential ones are
+/// all refused with the typed error (`invalid-credentials`, `locked-out`) and a `Retry-After`,
+/// for one token request: the cool-down is shared through the platform's store.
+fn a_refused_key_costs_seventy_requests_one_token_request(platform: Platform, scenario: Scenario) {
+    let error = match scenario {
+        Scenario::Locked => "locked-out",
+        _ => "invalid-credentials",
+    };
+    let Some(at) = Endpoint::new(platform, scenario) else {
         return;
     };
-    at.concurrently(20, |at| at.refused("invalid-credentials"));
+    at.concurrently(20, |at| at.refused(error));
     assert_eq!(at.token_requests(), 1, "{}", at.label);
     for _ in 0..50 {
-        at.refused("invalid-credentials");
+        at.refused(error);
     }
     assert_eq!(at.token_requests(), 1, "{}", at.label);
     eprintln!(
-        "{}: 20 concurrent cold + 50 sequential with a wrong key -> {} token request",
-        at.label,
-        at.token_requests()
-    );
-}
-
-/// A locked account: the same, refused as `locked-out`.
-fn a_lockout_costs_seventy_requests_one_token_request(platform: Platform) {
-    let Some(at) = Endpoint::new(platform, Scenario::Locked) else {
-        return;
-    };
-    at.concurrently(20, |at| at.refused("locked-out"));
-    assert_eq!(at.token_requests(), 1, "{}", at.label);
-    for _ in 0..50 {
-        at.refused("locked-out");
-    }
-    assert_eq!(at.token_requests(), 1, "{}", at.label);
-    eprintln!(
-        "{}: 20 concurrent cold + 50 sequential, account locked -> {} token request",
+        "{}: 20 concurrent cold + 50 sequential, {error} -> {} token request",
         at.label,
         at.token_requests()
     );
@@ -500,22 +486,22 @@ fn wasmcloud_slow_token_endpoint_one_token_request() {
 
 #[test]
 fn spin_wrong_key_one_token_request() {
-    a_wrong_key_costs_seventy_requests_one_token_request(Platform::Spin);
+    a_refused_key_costs_seventy_requests_one_token_request(Platform::Spin, Scenario::WrongKey);
 }
 
 #[test]
 fn wasmcloud_wrong_key_one_token_request() {
-    a_wrong_key_costs_seventy_requests_one_token_request(Platform::Wasmcloud);
+    a_refused_key_costs_seventy_requests_one_token_request(Platform::Wasmcloud, Scenario::WrongKey);
 }
 
 #[test]
 fn spin_lockout_one_token_request() {
-    a_lockout_costs_seventy_requests_one_token_request(Platform::Spin);
+    a_refused_key_costs_seventy_requests_one_token_request(Platform::Spin, Scenario::Locked);
 }
 
 #[test]
 fn wasmcloud_lockout_one_token_request() {
-    a_lockout_costs_seventy_requests_one_token_request(Platform::Wasmcloud);
+    a_refused_key_costs_seventy_requests_one_token_request(Platform::Wasmcloud, Scenario::Locked);
 }
 
 /// What docs/deploying.md says about a Spin manifest without `key_value_stores`: the
