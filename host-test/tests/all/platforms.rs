@@ -238,6 +238,25 @@ struct Endpoint {
 }
 
 impl Endpoint {
+    /// The operator log lines of this scenario's client with `event`, as the platform wrote
+    /// the component's stderr to its log; waits up to 10 s for `expected` of them, since a
+    /// platform writes its log on its own schedule.
+    fn logged(&self, event: &str, expected: usize) -> Vec<String> {
+        let wanted = |line: &&str| {
+            line.contains(&format!(" event={event} "))
+                && line.contains(&format!(" client_id={} ", self.client_id))
+        };
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&self.process.log).unwrap_or_default();
+            let lines: Vec<String> = text.lines().filter(wanted).map(str::to_owned).collect();
+            if lines.len() >= expected || started.elapsed() > Duration::from_secs(10) {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// `None` when the platform is unavailable (and need not be here).
     fn new(platform: Platform, scenario: Scenario) -> Option<Endpoint> {
         let tool = tool(platform)?;
@@ -445,6 +464,21 @@ fn a_refused_key_costs_seventy_requests_one_token_request(platform: Platform, sc
         at.refused(error);
     }
     assert_eq!(at.token_requests(), 1, "{}", at.label);
+    // The platform's log has the one line the instance that met the refusal wrote.
+    let (event, level) = match scenario {
+        Scenario::Locked => ("locked-out", "error"),
+        _ => ("cool-down-started", "warn"),
+    };
+    let lines = at.logged(event, 1);
+    assert_eq!(lines.len(), 1, "{}: {lines:?}", at.label);
+    assert!(
+        lines[0].contains(&format!(" level={level} "))
+            && lines[0].contains(&format!(" error={error} "))
+            && lines[0].contains(" retry_in_s=60 ")
+            && lines[0].contains(" shared=true"),
+        "{}: {lines:?}",
+        at.label
+    );
     eprintln!(
         "{}: 20 concurrent cold + 50 sequential, {error} -> {} token request",
         at.label,
@@ -505,8 +539,9 @@ fn wasmcloud_lockout_one_token_request() {
 }
 
 /// What docs/deploying.md says about a Spin manifest without `key_value_stores`: the
-/// component cannot open the store, every request spends a token request of its own, and the
-/// answers say so (`x-mangopay-store: unavailable`).
+/// component cannot open the store, every request spends a token request of its own, the
+/// answers say so (`x-mangopay-store: unavailable`), and each instance logs a warning that
+/// says what to add.
 #[test]
 fn spin_without_key_value_stores_every_request_makes_a_token_request() {
     let Some(at) = Endpoint::new(Platform::Spin, Scenario::NoStore) else {
@@ -520,6 +555,15 @@ fn spin_without_key_value_stores_every_request_makes_a_token_request() {
             .iter()
             .all(|r| r.header(STORE) == Some("unavailable")),
         "{replies:?}"
+    );
+    // And every instance told the operator, in Spin's log, what to add.
+    let lines = at.logged("store-unavailable", 5);
+    assert_eq!(lines.len(), 5, "{}: {lines:?}", at.label);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(" level=warn ") && l.contains("add key_value_stores")),
+        "{lines:?}"
     );
     eprintln!(
         "{}: 5 requests without key_value_stores -> {} token requests",
