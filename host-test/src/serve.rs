@@ -11,6 +11,7 @@ use crate::store::HostStore;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::server::conn::http1;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -156,6 +157,45 @@ impl Inner {
             },
         }
     }
+}
+
+/// The headers the users-service example answers with: where its token came from, and the
+/// store's health.
+pub const TOKEN_SOURCE: &str = "x-mangopay-token-source";
+pub const STORE_HEALTH: &str = "x-mangopay-store";
+
+/// How many answers named each token source (`TOKEN_SOURCE`).
+pub fn sources(replies: &[Reply]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for reply in replies {
+        let source = reply.header(TOKEN_SOURCE).unwrap_or("missing").to_owned();
+        *counts.entry(source).or_default() += 1;
+    }
+    counts
+}
+
+/// `sources` as expected: `[("fresh-fetch", 1), ("shared-store", 19)]`.
+pub fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs.iter().map(|(s, n)| (s.to_string(), *n)).collect()
+}
+
+/// `n` requests made by `n` threads released at once; their answers.
+pub fn at_once<T: Send>(n: usize, request: impl Fn() -> T + Sync) -> Vec<T> {
+    let barrier = std::sync::Barrier::new(n);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..n)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    request()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a request thread"))
+            .collect()
+    })
 }
 
 /// The running server. Dropping it stops it.

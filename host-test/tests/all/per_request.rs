@@ -7,15 +7,15 @@ use host_test::clock::VirtualClock;
 use host_test::fixture::{API_KEY, CLIENT_ID};
 use host_test::keyvalue::{KvBackend, MapKv, RedisKv};
 use host_test::mock::MockMangopay;
-use host_test::serve::{self, Flavor, Reply, ServeOptions, Server, Service};
+use host_test::serve::{self, Flavor, Reply, ServeOptions, Server, Service, counts, sources};
 use host_test::store::{HostStore, MapStore, RedisServer};
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::Duration;
 
-const SOURCE: &str = "x-mangopay-token-source";
-const STORE: &str = "x-mangopay-store";
+const SOURCE: &str = serve::TOKEN_SOURCE;
+const STORE: &str = serve::STORE_HEALTH;
 const VERSIONS: [Flavor; 2] = [Flavor::KeyvalueDraft2, Flavor::KeyvalueDraft];
 
 fn world() -> (VirtualClock, MockMangopay) {
@@ -55,20 +55,6 @@ fn users(server: &Server) -> Reply {
     let reply = server.get("/users").expect("an answer");
     assert_eq!(reply.status, 200, "{reply:?}");
     reply
-}
-
-/// How many answers named each token source.
-fn sources(replies: &[Reply]) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for reply in replies {
-        let source = reply.header(SOURCE).unwrap_or("missing").to_owned();
-        *counts.entry(source).or_default() += 1;
-    }
-    counts
-}
-
-fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
-    pairs.iter().map(|(s, n)| (s.to_string(), *n)).collect()
 }
 
 /// 1,000 sequential requests, each through a fresh instance: one token request.
@@ -115,21 +101,7 @@ fn draft_redis_thousand_sequential_requests_one_token() {
 fn sixteen_concurrent(flavor: Flavor, kv: Arc<dyn KvBackend>) -> (usize, BTreeMap<String, usize>) {
     let (clock, mock) = world();
     let server = serve(flavor, kv, &clock, &mock);
-    let barrier = Barrier::new(16);
-    let replies: Vec<Reply> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..16)
-            .map(|_| {
-                scope.spawn(|| {
-                    barrier.wait();
-                    users(&server)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("a request thread"))
-            .collect()
-    });
+    let replies: Vec<Reply> = serve::at_once(16, || users(&server));
     assert_eq!(server.instances(), 16);
     assert_eq!(mock.rejected_api_calls(), 0);
     let sources = sources(&replies);
@@ -498,15 +470,7 @@ fn sixteen_concurrent_cold_requests_with_a_wrong_key_make_one_token_request() {
     for (name, flavor, kv) in backends(&redis) {
         let (clock, mock) = world();
         let server = serve_with_wrong_key(flavor, kv, &clock, &mock);
-        let barrier = Barrier::new(16);
-        std::thread::scope(|scope| {
-            for _ in 0..16 {
-                scope.spawn(|| {
-                    barrier.wait();
-                    refused(&server, "invalid-credentials");
-                });
-            }
-        });
+        serve::at_once(16, || refused(&server, "invalid-credentials"));
         assert_eq!(mock.token_requests(), 1, "{name}");
     }
 }
@@ -557,21 +521,7 @@ fn a_slow_token_endpoint_costs_twenty_concurrent_cold_requests_one_token_request
         let (clock, mock) = world();
         mock.set_token_delay(Duration::from_secs(8));
         let server = serve(flavor, kv, &clock, &mock);
-        let barrier = Barrier::new(20);
-        let replies: Vec<Reply> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..20)
-                .map(|_| {
-                    scope.spawn(|| {
-                        barrier.wait();
-                        users(&server)
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("a thread"))
-                .collect()
-        });
+        let replies: Vec<Reply> = serve::at_once(20, || users(&server));
         assert_eq!(mock.token_requests(), 1, "{name}: {:?}", sources(&replies));
         assert_eq!(
             sources(&replies),

@@ -20,14 +20,13 @@
 use host_test::fixture::API_KEY;
 use host_test::mock::{ClientRules, MockMangopay};
 use host_test::platform::{self, Platform, PlatformProcess, SpinComponent, Tool, Unavailable};
-use host_test::serve::Reply;
-use std::collections::BTreeMap;
+use host_test::serve::{self, Reply, counts, sources};
 use std::io::Write as _;
-use std::sync::{Barrier, Once, OnceLock};
+use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
-const SOURCE: &str = "x-mangopay-token-source";
-const STORE: &str = "x-mangopay-store";
+const SOURCE: &str = serve::TOKEN_SOURCE;
+const STORE: &str = serve::STORE_HEALTH;
 const WRONG_KEY: &str = "a-wrong-api-key";
 /// The renewal scenario's token lifetime: renewed after half of it.
 const SHORT_LIFETIME: u64 = 8;
@@ -307,36 +306,8 @@ impl Endpoint {
 
     /// `n` requests at once, each on its own connection and thread.
     fn concurrently<T: Send>(&self, n: usize, request: impl Fn(&Endpoint) -> T + Sync) -> Vec<T> {
-        let barrier = Barrier::new(n);
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..n)
-                .map(|_| {
-                    scope.spawn(|| {
-                        barrier.wait();
-                        request(self)
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("a request thread"))
-                .collect()
-        })
+        serve::at_once(n, || request(self))
     }
-}
-
-/// How many answers named each token source.
-fn sources(replies: &[Reply]) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for reply in replies {
-        let source = reply.header(SOURCE).unwrap_or("missing").to_owned();
-        *counts.entry(source).or_default() += 1;
-    }
-    counts
-}
-
-fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
-    pairs.iter().map(|(s, n)| (s.to_string(), *n)).collect()
 }
 
 /// 20 concurrent requests on a cold store, then 50 sequential ones: one token request, every
