@@ -180,7 +180,8 @@ const REQUESTS: usize = 20;
 /// through one wasi:keyvalue map.
 fn per_request(mock: Option<&MockMangopay>, clock: &VirtualClock) -> Result<(), String> {
     let composed = serve::users_service(Flavor::KeyvalueDraft2);
-    let service = Service::load(composed).map_err(|e| format!("loading {composed:?}: {e}"))?;
+    let service =
+        Arc::new(Service::load(composed).map_err(|e| format!("loading {composed:?}: {e}"))?);
     let env = match mock {
         Some(mock) => vec![
             ("MANGOPAY_CLIENT_ID".to_owned(), "demo-client".to_owned()),
@@ -198,7 +199,7 @@ fn per_request(mock: Option<&MockMangopay>, clock: &VirtualClock) -> Result<(), 
         keyvalue: Some(Arc::new(MapKv::new())),
         ..ServeOptions::default()
     };
-    let server = Server::start(Arc::new(service), options);
+    let server = Server::start(service.clone(), options);
     println!(
         "per-request host at {} (a fresh instance per request, like `wasmtime serve`): {} \
          with users-service, wasi:keyvalue 0.2.0-draft2 over one in-process map",
@@ -237,5 +238,45 @@ fn per_request(mock: Option<&MockMangopay>, clock: &VirtualClock) -> Result<(), 
         server.instances(),
         sources.join(", ")
     );
+    match mock {
+        Some(mock) => wrong_key(mock, clock, service),
+        None => Ok(()),
+    }
+}
+
+/// The same host with a wrong API key: the first instance meets the 401 and shares the
+/// cool-down through the store, so the others answer at once with no token request; the
+/// operator log (every instance's stderr) says so once.
+fn wrong_key(
+    mock: &MockMangopay,
+    clock: &VirtualClock,
+    service: Arc<Service>,
+) -> Result<(), String> {
+    let options = ServeOptions {
+        env: vec![
+            ("MANGOPAY_CLIENT_ID".to_owned(), "demo-client".to_owned()),
+            ("MANGOPAY_API_KEY".to_owned(), "not-the-demo-key".to_owned()),
+            ("MANGOPAY_BASE_URL".to_owned(), mock.base_url()),
+        ],
+        clock: Some(clock.clone()),
+        keyvalue: Some(Arc::new(MapKv::new())),
+        ..ServeOptions::default()
+    };
+    let server = Server::start(service, options);
+    let before = mock.token_requests();
+    let mut refused = 0;
+    for _ in 0..REQUESTS {
+        let reply = server.get("/users")?;
+        if reply.status == 502 && reply.body.contains("invalid-credentials") {
+            refused += 1;
+        }
+    }
+    println!(
+        "wrong API key, GET /users x{REQUESTS}: {refused} answered 502 invalid-credentials, token requests made: {}",
+        mock.token_requests() - before
+    );
+    for line in server.log().lines() {
+        println!("operator log: {line}");
+    }
     Ok(())
 }

@@ -19,11 +19,41 @@ pub fn section(_: &Setup, report: &mut Report) -> Result<(), String> {
         size_row("floor-const (bench floor)", artifact::floor_const_wasm())?,
     ];
     report.table(&["artifact", "bytes", "KiB"], &rows);
-    let size_kib = bytes(component)? as f64 / 1024.0;
-    report.line(format!(
-        "Target ≤ {MAX_SIZE_KIB} KiB for the component: {} ({size_kib:.1} KiB).",
-        verdict(size_kib <= MAX_SIZE_KIB)
-    ));
+    // The target is for the deployable: the same file after `cargo xtask dist`'s optimisation.
+    match xtask::optimize::jco() {
+        Ok(jco) => {
+            let out = xtask::target_dir("bench")?;
+            let mut rows = Vec::new();
+            let mut deployable = 0;
+            for (name, wasm) in [
+                ("standalone", component),
+                ("with-token-store", artifact::store_component_wasm()),
+            ] {
+                let optimised = out.join(format!("{name}.wasm"));
+                xtask::optimize::component(wasm, &optimised, Some(&jco))?;
+                let row = size_row(
+                    &format!(
+                        "mangopay-auth (world `{name}`), optimised as `cargo xtask dist` does (without its registry metadata)"
+                    ),
+                    &optimised,
+                )?;
+                if name == "standalone" {
+                    deployable = bytes(&optimised)?;
+                }
+                rows.push(row);
+            }
+            report.table(&["deployable", "bytes", "KiB"], &rows);
+            let size_kib = deployable as f64 / 1024.0;
+            report.line(format!(
+                "Target ≤ {MAX_SIZE_KIB} KiB for the standalone deployable: {} ({size_kib:.1} KiB).",
+                verdict(size_kib <= MAX_SIZE_KIB)
+            ));
+        }
+        Err(why) => report.line(format!(
+            "The ≤ {MAX_SIZE_KIB} KiB target is for the deployable (`cargo xtask dist`), which \
+             needs Node.js to optimise: not measured ({why})."
+        )),
+    }
     report.line("");
     Ok(())
 }
