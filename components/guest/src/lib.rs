@@ -56,10 +56,11 @@ struct Stderr;
 
 impl Sink for Stderr {
     fn write_line(&self, line: &str) {
-        use std::io::Write as _;
-        // One write, so that lines of instances sharing a log stay whole. A line that cannot
-        // be written is dropped: logging never fails a call.
-        let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+        // Straight to wasi:cli/stderr, in one write, so that lines of instances sharing a log
+        // stay whole (std's buffered stderr costs more code). A line that cannot be written is
+        // dropped: logging never fails a call.
+        let _ = wasip2::cli::stderr::get_stderr()
+            .blocking_write_and_flush(format!("{line}\n").as_bytes());
     }
 }
 
