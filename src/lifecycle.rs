@@ -16,7 +16,7 @@ use crate::ports::{Clock, Transport};
 use crate::redact;
 use crate::retry::{self, Deadline, Failure};
 use crate::secret::Secret;
-use crate::shared::{Acquired, Lead, Outcome, Shared, SharedToken, StoreHealth};
+use crate::shared::{Acquired, Lead, Outcome, Shared, SharedToken, StoreHealth, millis};
 use crate::wire::{self, TokenResponse};
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -140,10 +140,6 @@ impl HeldToken {
     pub fn expires_at_unix_seconds(&self) -> u64 {
         self.expires_at_wall.as_secs()
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A held token and what a client remembers between calls.
@@ -308,9 +304,14 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
         }
     }
 
-    /// The store's health, and a line when it changed since `before`.
-    fn store_health_logged(&self, before: Option<(StoreHealth, Option<String>)>) {
-        let (Some(shared), Some((before, _))) = (&self.shared, before) else {
+    /// The store's health, as `store_health_logged` compares it.
+    fn store_health(&self) -> Option<StoreHealth> {
+        self.shared.as_deref().map(|s| s.health().0)
+    }
+
+    /// A line when the store's health changed since `before`.
+    fn store_health_logged(&self, before: Option<StoreHealth>) {
+        let (Some(shared), Some(before)) = (&self.shared, before) else {
             return;
         };
         match (before, shared.health()) {
@@ -384,7 +385,7 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
             &[(Field::Status, Value::Number(401))],
         );
         if let Some(shared) = &self.shared {
-            let before = shared.health();
+            let before = shared.health().0;
             shared.reject(&self.clock, &self.settings, sent);
             self.store_health_logged(Some(before));
         }
@@ -435,7 +436,7 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
             }
             state.alive(now)
         };
-        let health = self.shared.as_deref().map(|s| s.health());
+        let health = self.store_health();
         let acquired = self
             .shared
             .as_deref()
@@ -493,7 +494,7 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
             self.fetch(deadline)
         });
         let now = self.clock.monotonic();
-        let health = self.shared.as_deref().map(|s| s.health());
+        let health = self.store_health();
         let mut state = self.state.borrow_mut();
         let fleet_strikes = lead.as_ref().map_or(0, |lead| lead.strikes);
         match fetched {
