@@ -31,6 +31,7 @@ const COMPONENTS: &[(&str, &str)] = &[
         "mangopay-auth-keyvalue-draft",
         "mangopay_auth_keyvalue_draft",
     ),
+    ("mangopay-auth-middleware", "mangopay_auth_middleware"),
     ("list-users", "list_users"),
     ("floor-auth", "floor_auth"),
     ("floor-const", "floor_const"),
