@@ -37,6 +37,8 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("floor-const", "floor_const"),
     ("users-service", "users_service"),
     ("floor-service", "floor_service"),
+    ("users-p3", "users_p3"),
+    ("floor-middleware", "floor_middleware"),
 ];
 
 fn main() {
@@ -54,9 +56,13 @@ fn main() {
         "bench/floor-auth",
         "bench/floor-const",
         "bench/floor-service",
+        "bench/floor-middleware",
         "examples/users-service/src",
         "examples/users-service/wit",
         "examples/users-service/Cargo.toml",
+        "examples/users-p3/src",
+        "examples/users-p3/wit",
+        "examples/users-p3/Cargo.toml",
     ] {
         println!(
             "cargo::rerun-if-changed={}",

@@ -10,6 +10,7 @@ pub mod http_client;
 pub mod inject;
 pub mod keyvalue;
 pub mod mock;
+pub mod p3;
 pub mod platform;
 pub mod serve;
 pub mod store;

@@ -8,6 +8,7 @@ mod docs;
 mod economy;
 mod faults;
 mod jco;
+mod middleware;
 mod packaging;
 mod per_request;
 mod platforms;

@@ -1,0 +1,428 @@
+//! WASI 0.3: a service with no auth code (`examples/users-p3`, `wasi:http/handler@0.3.0`)
+//! with a `wasi:http/client@0.3.0` middleware plugged into its client import (wac), served as
+//! `wasmtime serve` 48 serves it (`host_test::p3`: instances reused for up to 16 concurrent and
+//! 128 requests), against the mock Mangopay or a recording upstream on 127.0.0.1.
+//!
+//! The plumbing is tested with the benchmark floor (`bench/floor-middleware`: `authorization:
+//! Bearer floor` on every request) and with `mangopay-auth-middleware` as it is. Counts come
+//! from the servers' records, the server's counters and the `send_request` hook; no test
+//! asserts a time.
+
+use host_test::clock::VirtualClock;
+use host_test::fixture::{API_KEY, CLIENT_ID};
+use host_test::inject::{Injection, Injector};
+use host_test::keyvalue::MapKv;
+use host_test::mock::{Canned, MockMangopay};
+use host_test::p3::{
+    self, Adapter, Answer, Dispatch, Middleware, P3Options, P3Server, P3Service, Upstream,
+};
+use host_test::store::MapStore;
+use std::sync::Arc;
+
+// --- helpers, for these tests and the middleware's own ---------------------------------
+
+/// A mock Mangopay with the fixture account, on a virtual clock.
+fn world() -> (VirtualClock, MockMangopay) {
+    let clock = VirtualClock::new();
+    let mock = MockMangopay::start(clock.clone());
+    mock.add_account(CLIENT_ID, API_KEY);
+    (clock, mock)
+}
+
+/// The service's and the middleware's settings: the fixture account at `base_url`.
+fn env(base_url: &str) -> Vec<(String, String)> {
+    vec![
+        ("MANGOPAY_CLIENT_ID".into(), CLIENT_ID.into()),
+        ("MANGOPAY_API_KEY".into(), API_KEY.into()),
+        ("MANGOPAY_BASE_URL".into(), base_url.into()),
+    ]
+}
+
+/// `env`, plus where `/foreign/` goes.
+fn env_with_foreign(base_url: &str, foreign_url: &str) -> Vec<(String, String)> {
+    let mut env = env(base_url);
+    env.push(("FOREIGN_URL".into(), foreign_url.into()));
+    env
+}
+
+/// users-p3 with `middleware` (and `adapter`) plugged in, served with `options`.
+fn serve(middleware: Middleware, adapter: Adapter, options: P3Options) -> P3Server {
+    let service = P3Service::shared(&p3::users_p3(middleware, adapter));
+    P3Server::start(service, options)
+}
+
+/// `options` with what a middleware composed with `adapter` finds in its host: the host's
+/// token store (`Adapter::None`: a map on `clock`), or wasi:keyvalue over one map shared by
+/// every instance and, for Spin's adapter, the `MANGOPAY_*` settings as Spin variables
+/// (`mangopay_client_id`, ...).
+fn with_store(options: P3Options, adapter: Adapter, clock: &VirtualClock) -> P3Options {
+    match adapter {
+        Adapter::None => P3Options {
+            token_store: Some(Arc::new(MapStore::new(clock.clone()))),
+            ..options
+        },
+        Adapter::KeyvalueDraft2 | Adapter::KeyvalueDraft => P3Options {
+            keyvalue: Some(Arc::new(MapKv::new())),
+            config: options
+                .env
+                .iter()
+                .filter(|(name, _)| name.starts_with("MANGOPAY_"))
+                .map(|(name, value)| (name.to_lowercase(), value.clone()))
+                .collect(),
+            ..options
+        },
+    }
+}
+
+/// Options with `env` and `clock`, everything else as `wasmtime serve`'s defaults.
+fn options(env: Vec<(String, String)>, clock: &VirtualClock) -> P3Options {
+    P3Options {
+        env,
+        clock: Some(clock.clone()),
+        ..P3Options::default()
+    }
+}
+
+/// `GET /users?per_page=1`, `n` times.
+fn users(n: usize) -> Vec<http::Request<wasmtime_wasi_http::WasiBody>> {
+    (0..n)
+        .map(|_| p3::request("GET", "/users?per_page=1", &[], ""))
+        .collect()
+}
+
+/// Every answer, which must have come with `status`.
+fn all_with(answers: Vec<Result<Answer, String>>, status: u16) -> Vec<Answer> {
+    answers
+        .into_iter()
+        .enumerate()
+        .map(|(i, answer)| {
+            let answer = answer.unwrap_or_else(|e| panic!("request {i}: {e}"));
+            assert_eq!(answer.status, status, "request {i}: {}", answer.text());
+            answer
+        })
+        .collect()
+}
+
+/// `len` bytes that repeat nowhere near a power of two (xorshift).
+fn payload(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+// --- composition ---------------------------------------------------------------------------
+
+/// The composed service exports the 0.3 handler and imports the 0.3 client once (the
+/// middleware's): the service's own client import is satisfied inside.
+#[test]
+fn composition_exports_the_handler_and_imports_the_middlewares_client() {
+    for middleware in [Middleware::Floor, Middleware::Auth] {
+        let (imports, exports) =
+            p3::world_of(&p3::users_p3(middleware, Adapter::None)).expect("a component");
+        assert!(
+            exports.iter().any(|e| e == "wasi:http/handler@0.3.0"),
+            "{middleware:?}: {exports:?}"
+        );
+        assert!(
+            imports.iter().any(|i| i == "wasi:http/client@0.3.0"),
+            "{middleware:?}: {imports:?}"
+        );
+        assert!(
+            imports
+                .iter()
+                .all(|i| !i.starts_with("mangopay:") || i.starts_with("mangopay:auth/token-store")),
+            "{middleware:?}: {imports:?}"
+        );
+        println!("{middleware:?}: imports {imports:?}");
+    }
+}
+
+// --- the floor middleware ------------------------------------------------------------------
+
+/// `GET /users` reaches Mangopay (the mock) rebuilt by the middleware, and the service
+/// answers the API's status, content type and body.
+#[test]
+fn floor_get_users_reaches_mangopay_with_the_floor_header() {
+    let (clock, mock) = world();
+    mock.push_api_canned(Canned::new(
+        200,
+        "application/json; charset=utf-8",
+        r#"[{"Id":"user_1"}]"#,
+    ));
+    let server = serve(
+        Middleware::Floor,
+        Adapter::None,
+        options(env(&mock.base_url()), &clock),
+    );
+    let reply = server.get("/users?per_page=2").expect("an answer");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(reply.body, r#"[{"Id":"user_1"}]"#);
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let request = &requests[0];
+    assert_eq!(request.method, "GET");
+    assert_eq!(request.path, format!("/v2.01/{CLIENT_ID}/users?per_page=2"));
+    assert_eq!(request.header("authorization"), Some("Bearer floor"));
+    assert_eq!(request.header("accept"), Some("application/json"));
+    // The hook saw the same request, from the one instance.
+    let outgoing = server.outgoing();
+    assert_eq!(outgoing.len(), 1);
+    assert_eq!(outgoing[0].header("authorization"), Some("Bearer floor"));
+    assert_eq!(server.instances(), 1);
+    assert!(server.failures().is_empty(), "{:?}", server.failures());
+}
+
+/// 100 requests at once with room for 100 per instance: one instance holds all 100 at once
+/// (the upstream answers none until all 100 are in), and answers them all.
+#[test]
+fn floor_hundred_concurrent_requests_one_instance() {
+    let clock = VirtualClock::new();
+    let upstream = Upstream::start();
+    upstream.hold_until(100);
+    let server = serve(
+        Middleware::Floor,
+        Adapter::None,
+        P3Options {
+            max_concurrent: 100,
+            ..options(env(&upstream.url()), &clock)
+        },
+    );
+    all_with(server.send_all(users(100)), 200);
+    assert!(!upstream.gave_up_holding());
+    assert_eq!(server.instances(), 1);
+    assert_eq!(server.requests_per_instance(), [100]);
+    assert_eq!(server.peak_per_instance(), [100]);
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 100);
+    let path = format!("/v2.01/{CLIENT_ID}/users?per_page=1");
+    assert!(seen.iter().all(|r| r.path == path));
+    assert!(
+        seen.iter()
+            .all(|r| r.header("authorization") == Some("Bearer floor"))
+    );
+    assert!(server.failures().is_empty(), "{:?}", server.failures());
+}
+
+/// 1,000 requests with `wasmtime serve`'s defaults (16 at once, 128 per instance), fired
+/// `at_once` at a time: at least 8 instances, none over its quota, every request answered.
+///
+/// Not all 1,000 at once: with wasmtime-wasi-http's dispatcher a cold burst starts about one
+/// instance per request, and ~170 of these compositions use up the 1,000 core instances of
+/// the harness engine's pooling allocator, which every test of the binary shares.
+fn thousand_requests_default_reuse(dispatch: Dispatch, at_once: usize) {
+    let clock = VirtualClock::new();
+    let upstream = Upstream::start();
+    let server = serve(
+        Middleware::Floor,
+        Adapter::None,
+        P3Options {
+            dispatch,
+            ..options(env(&upstream.url()), &clock)
+        },
+    );
+    for _ in 0..1000 / at_once {
+        all_with(server.send_all(users(at_once)), 200);
+    }
+    let per_instance = server.requests_per_instance();
+    println!(
+        "{dispatch:?}: {} instances, requests per instance {per_instance:?}, peaks {:?}",
+        per_instance.len(),
+        server.peak_per_instance()
+    );
+    assert!(per_instance.len() >= 8, "{per_instance:?}");
+    assert_eq!(per_instance.iter().sum::<usize>(), 1000);
+    assert!(per_instance.iter().all(|&n| n <= p3::DEFAULT_MAX_REQUESTS));
+    assert!(
+        server
+            .peak_per_instance()
+            .iter()
+            .all(|&n| n <= p3::DEFAULT_MAX_CONCURRENT),
+        "{:?}",
+        server.peak_per_instance()
+    );
+    assert_eq!(upstream.requests().len(), 1000);
+    assert!(server.failures().is_empty(), "{:?}", server.failures());
+}
+
+#[test]
+fn floor_thousand_requests_default_reuse_spread_over_instances() {
+    thousand_requests_default_reuse(Dispatch::Pool, 50);
+}
+
+/// The same through wasmtime-wasi-http's `ProxyHandler`, `wasmtime serve`'s own dispatcher.
+#[test]
+fn floor_thousand_requests_wasmtime_serve_dispatch() {
+    thousand_requests_default_reuse(Dispatch::WasmtimeServe, 20);
+}
+
+/// A sequence of requests stays on one instance until its quota is used, then the next
+/// instance takes over.
+#[test]
+fn floor_sequential_requests_reuse_until_the_quota() {
+    let clock = VirtualClock::new();
+    let upstream = Upstream::start();
+    for dispatch in [Dispatch::Pool, Dispatch::WasmtimeServe] {
+        let server = serve(
+            Middleware::Floor,
+            Adapter::None,
+            P3Options {
+                max_requests: 4,
+                dispatch,
+                ..options(env(&upstream.url()), &clock)
+            },
+        );
+        for _ in 0..10 {
+            let answer = server.send(p3::request("GET", "/users", &[], ""));
+            assert_eq!(answer.expect("an answer").status, 200);
+        }
+        assert_eq!(server.requests_per_instance(), [4, 4, 2], "{dispatch:?}");
+    }
+}
+
+/// A 5 MiB body posted to the Mangopay route goes upstream byte for byte (streamed through
+/// the service and the middleware), and the echo comes back byte for byte.
+#[test]
+fn floor_five_mib_body_arrives_byte_exact() {
+    let clock = VirtualClock::new();
+    let upstream = Upstream::start();
+    let server = serve(
+        Middleware::Floor,
+        Adapter::None,
+        options(env(&upstream.url()), &clock),
+    );
+    let sent = payload(5 << 20);
+    let answer = server
+        .send(p3::request(
+            "POST",
+            "/mangopay/users/natural",
+            &[("content-type", "application/octet-stream")],
+            sent.clone(),
+        ))
+        .expect("an answer");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert!(answer.body == sent, "the echo differs from what was sent");
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 1);
+    let request = &seen[0];
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.path, format!("/v2.01/{CLIENT_ID}/users/natural"));
+    assert_eq!(request.header("authorization"), Some("Bearer floor"));
+    assert_eq!(request.body.len(), sent.len());
+    assert!(request.body == sent, "the upstream got other bytes");
+    assert!(server.failures().is_empty(), "{:?}", server.failures());
+}
+
+/// Outgoing requests go through the test's hooks when given (no socket): the middleware's
+/// request is what the hooks see, their answer is what the service relays.
+#[test]
+fn floor_requests_through_injected_hooks() {
+    let clock = VirtualClock::new();
+    let injector = Injector::default();
+    injector.push(Injection::json(201, r#"{"Id":"user_2"}"#));
+    let hooks = injector.clone();
+    let server = serve(
+        Middleware::Floor,
+        Adapter::None,
+        P3Options {
+            hooks: Some(Arc::new(move || hooks.hooks())),
+            ..options(env("https://api.mangopay.invalid"), &clock)
+        },
+    );
+    let answer = server
+        .send(p3::request("POST", "/mangopay/users/natural", &[], "{}"))
+        .expect("an answer");
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    assert_eq!(answer.text(), r#"{"Id":"user_2"}"#);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    assert_eq!(injector.requests(), 1);
+    let outgoing = server.outgoing();
+    assert_eq!(outgoing.len(), 1);
+    assert_eq!(
+        outgoing[0].uri,
+        format!("https://api.mangopay.invalid/v2.01/{CLIENT_ID}/users/natural")
+    );
+    assert_eq!(outgoing[0].header("authorization"), Some("Bearer floor"));
+}
+
+/// An upstream that refuses connections: the service answers 502 with the error code, and
+/// its line reaches the operator's log (the instance's stderr).
+#[test]
+fn floor_unreachable_upstream_is_a_502_and_a_log_line() {
+    let clock = VirtualClock::new();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let url = format!("http://{}", closed.local_addr().expect("an address"));
+    drop(closed);
+    let server = serve(Middleware::Floor, Adapter::None, options(env(&url), &clock));
+    let answer = server
+        .send(p3::request("GET", "/users", &[], ""))
+        .expect("an answer");
+    assert_eq!(answer.status, 502, "{}", answer.text());
+    assert_eq!(answer.text(), "upstream: ErrorCode::ConnectionRefused");
+    assert_eq!(
+        server.instance_log(0),
+        "users-p3: GET /users: upstream: ErrorCode::ConnectionRefused\n"
+    );
+    assert_eq!(server.log(), server.instance_log(0));
+}
+
+// --- mangopay-auth-middleware ------------------------------------------------------------
+
+/// A request to another origin passes through with the caller's own `authorization`, and
+/// Mangopay hears nothing of it (no token request): with the host's token store, and with
+/// Spin's adapter over wasi:keyvalue.
+#[test]
+fn auth_foreign_origin_keeps_its_own_authorization() {
+    for adapter in [Adapter::None, Adapter::KeyvalueDraft2] {
+        foreign_origin_keeps_its_own_authorization(adapter);
+    }
+}
+
+fn foreign_origin_keeps_its_own_authorization(adapter: Adapter) {
+    let (clock, mock) = world();
+    let foreign = Upstream::start();
+    let env = env_with_foreign(&mock.base_url(), &foreign.url());
+    let server = serve(
+        Middleware::Auth,
+        adapter,
+        with_store(options(env, &clock), adapter, &clock),
+    );
+    let answer = server
+        .send(p3::request(
+            "POST",
+            "/foreign/hooks/payments?id=7",
+            &[
+                ("authorization", "Bearer mine"),
+                ("content-type", "application/json"),
+            ],
+            r#"{"id":7}"#,
+        ))
+        .expect("an answer");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.text(), r#"{"id":7}"#);
+    let seen = foreign.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(seen[0].path, "/hooks/payments?id=7");
+    assert_eq!(seen[0].header("authorization"), Some("Bearer mine"));
+    assert_eq!(seen[0].body, br#"{"id":7}"#);
+    assert!(
+        mock.requests().is_empty(),
+        "{adapter:?}: {:?}",
+        mock.requests()
+    );
+    assert!(server.failures().is_empty(), "{:?}", server.failures());
+}
