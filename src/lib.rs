@@ -8,6 +8,7 @@
 //! - `lifecycle`: the held token, when it is renewed, and what a failed renewal does; the
 //!   renewal's steps, sans-IO, for a blocking and an async driver.
 //! - `flight`: one renewal at a time among the concurrent callers of one instance.
+//! - `middleware`: what the WASI 0.3 middleware decides (which requests get the token, errors).
 //! - `shared`: sharing one token between instances through the token store.
 //! - `authorize`: which requests may carry the token, and what a 401 answer means.
 //! - `wire`: what goes on the wire to the token endpoint and what comes back.
@@ -30,6 +31,7 @@ pub mod flight;
 pub mod keyvalue;
 pub mod lifecycle;
 pub mod log;
+pub mod middleware;
 pub mod origin;
 pub mod ports;
 pub mod redact;

@@ -15,6 +15,7 @@
 //! `Transport` of the WASI 0.2 components; the WASI 0.3 middleware drives the same steps with
 //! `await`, so no rule is written twice.
 
+use crate::authorize::{self, HttpRequest, Verdict};
 use crate::client::Status;
 use crate::config::{CoolDown, Settings};
 use crate::error::{self, Error};
@@ -341,6 +342,25 @@ impl<T, C: Clock> Lifecycle<T, C> {
     /// A deadline for a call starting now (`retry.budget-ms`).
     pub fn deadline(&self) -> Deadline {
         Deadline::start(&self.clock, self.settings.retry.budget)
+    }
+
+    /// Reads the answer to an API call `request` made with a token of this client (see
+    /// `authorize::check_response`). A rejection counts only against the Bearer token the
+    /// request carried (`rejected`); a request without one drops nothing.
+    pub fn check_response(
+        &self,
+        request: &HttpRequest,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Verdict {
+        let verdict = authorize::check_response(request, status, headers, body, &self.settings);
+        match (&verdict, authorize::sent_token(request)) {
+            (Verdict::TokenRejected(_), Some(sent)) => self.rejected(sent),
+            (Verdict::ScaRequired(_), _) => self.log(Level::Info, "sca-required", &[]),
+            _ => {}
+        }
+        verdict
     }
 
     /// The API refused `sent`, the Bearer token a request carried: drops the held token if it
