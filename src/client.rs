@@ -6,7 +6,7 @@ use crate::authorize::{self, HttpRequest, Verdict};
 use crate::config::{ClientConfig, Settings};
 use crate::error::Error;
 use crate::lifecycle::{Lifecycle, Source};
-use crate::log::{Level, Logger};
+use crate::log::Logger;
 use crate::ports::{Clock, TokenStore, Transport};
 use crate::shared::{Shared, StoreHealth};
 use std::time::Duration;
@@ -106,14 +106,7 @@ impl<T: Transport, C: Clock> Client<T, C> {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Verdict {
-        let settings = &self.tokens.settings;
-        let verdict = authorize::check_response(request, status, headers, body, settings);
-        match (&verdict, authorize::sent_token(request)) {
-            (Verdict::TokenRejected(_), Some(sent)) => self.tokens.rejected(sent),
-            (Verdict::ScaRequired(_), _) => self.tokens.log(Level::Info, "sca-required", &[]),
-            _ => {}
-        }
-        verdict
+        self.tokens.check_response(request, status, headers, body)
     }
 
     /// What the client holds and has done; sends nothing.

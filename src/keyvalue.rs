@@ -290,13 +290,17 @@ impl<B: Bucket> TokenStore for KeyValueStore<B> {
 
 /// The Spin application variables the Spin adapter maps onto `MANGOPAY_*` settings
 /// (Spin variable names are lowercase).
-pub const SPIN_VARIABLES: [(&str, &str); 6] = [
+pub const SPIN_VARIABLES: [(&str, &str); 7] = [
     ("mangopay_client_id", "MANGOPAY_CLIENT_ID"),
     ("mangopay_api_key", "MANGOPAY_API_KEY"),
     ("mangopay_environment", "MANGOPAY_ENVIRONMENT"),
     ("mangopay_base_url", "MANGOPAY_BASE_URL"),
     ("mangopay_auth_kv_bucket", BUCKET_VAR),
     ("mangopay_auth_log", crate::log::LEVEL_VAR),
+    (
+        "mangopay_auth_resend_body_max",
+        crate::middleware::RESEND_BODY_MAX_VAR,
+    ),
 ];
 
 /// The environment the auth component sees on Spin: the host's, with each `MANGOPAY_*`

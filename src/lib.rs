@@ -5,7 +5,10 @@
 //! Where to look:
 //! - `client`: the front, one method per operation of the WIT `client` resource.
 //! - `ports`: what the host provides (transport, clock, token store) and the values they carry.
-//! - `lifecycle`: the held token, when it is renewed, and what a failed renewal does.
+//! - `lifecycle`: the held token, when it is renewed, and what a failed renewal does; the
+//!   renewal's steps, sans-IO, for a blocking and an async driver.
+//! - `flight`: one renewal at a time among the concurrent callers of one instance.
+//! - `middleware`: what the WASI 0.3 middleware decides (which requests get the token, errors).
 //! - `shared`: sharing one token between instances through the token store.
 //! - `authorize`: which requests may carry the token, and what a 401 answer means.
 //! - `wire`: what goes on the wire to the token endpoint and what comes back.
@@ -24,9 +27,11 @@ pub mod config;
 pub mod error;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
+pub mod flight;
 pub mod keyvalue;
 pub mod lifecycle;
 pub mod log;
+pub mod middleware;
 pub mod origin;
 pub mod ports;
 pub mod redact;

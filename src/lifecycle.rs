@@ -7,18 +7,28 @@
 //!
 //! Instants are `Duration`s since the monotonic clock's origin, so that a wall-clock change
 //! (NTP, a host with a wrong clock) cannot make a token look fresh or stale.
+//!
+//! Renewal is sans-IO, as rustls and quinn-proto keep their protocols: `begin` decides whether
+//! a caller has a token, waits for another caller's renewal or renews, and a `Renewal` tells
+//! its driver what to do next (`Action`: wait, send this token request, done) and hears how
+//! each token request went. The blocking driver is `Lifecycle::renew` below, over the blocking
+//! `Transport` of the WASI 0.2 components; the WASI 0.3 middleware drives the same steps with
+//! `await`, so no rule is written twice.
 
+use crate::authorize::{self, HttpRequest, Verdict};
 use crate::client::Status;
 use crate::config::{CoolDown, Settings};
 use crate::error::{self, Error};
 use crate::log::{Field, Level, Logger, Value};
-use crate::ports::{Clock, Transport};
+use crate::ports::{Clock, RawResponse, TokenRequest, Transport, TransportError};
 use crate::redact;
 use crate::retry::{self, Deadline, Failure};
 use crate::secret::Secret;
-use crate::shared::{Acquired, Lead, Outcome, Shared, SharedToken, StoreHealth, millis};
+use crate::shared::{
+    Acquired, Lead, Outcome, Shared, SharedToken, StoreHealth, WAIT_FIRST, millis, next_pause,
+};
 use crate::wire::{self, TokenResponse};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::time::Duration;
 use zeroize::Zeroize;
 
@@ -235,6 +245,7 @@ pub trait Sharing<C> {
         settings: &Settings,
         held_alive: bool,
         deadline: &Deadline,
+        pause: Duration,
     ) -> Acquired;
     fn finish(&self, clock: &C, settings: &Settings, lead: Lead, outcome: Outcome<'_>);
     fn reject(&self, clock: &C, settings: &Settings, token: &str);
@@ -248,8 +259,9 @@ impl<C: Clock> Sharing<C> for Shared {
         settings: &Settings,
         held_alive: bool,
         deadline: &Deadline,
+        pause: Duration,
     ) -> Acquired {
-        Shared::acquire(self, clock, settings, held_alive, deadline)
+        Shared::acquire(self, clock, settings, held_alive, deadline, pause)
     }
 
     fn finish(&self, clock: &C, settings: &Settings, lead: Lead, outcome: Outcome<'_>) {
@@ -275,7 +287,7 @@ pub struct Lifecycle<T, C> {
     log: Logger,
 }
 
-impl<T: Transport, C: Clock> Lifecycle<T, C> {
+impl<T, C: Clock> Lifecycle<T, C> {
     pub fn new(
         settings: Settings,
         transport: T,
@@ -332,37 +344,23 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
         Deadline::start(&self.clock, self.settings.retry.budget)
     }
 
-    /// Runs `f` on a usable token. The held one while it is before its refresh point (the
-    /// cached path: one clock read, no allocation); otherwise see `renew`, within the call's
-    /// `deadline` (made only when needed: the cached path does not read the clock twice).
-    pub fn with_token<R>(
+    /// Reads the answer to an API call `request` made with a token of this client (see
+    /// `authorize::check_response`). A rejection counts only against the Bearer token the
+    /// request carried (`rejected`); a request without one drops nothing.
+    pub fn check_response(
         &self,
-        deadline: Option<&Deadline>,
-        f: impl FnOnce(&HeldToken, Duration) -> R,
-    ) -> Result<R, Error> {
-        let now = self.clock.monotonic();
-        {
-            let mut state = self.state.borrow_mut();
-            if let Some(token) = state.held.as_ref().filter(|t| t.is_usable(now)) {
-                let result = f(token, now);
-                state.source = Some(Source::InstanceCache);
-                return Ok(result);
-            }
+        request: &HttpRequest,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Verdict {
+        let verdict = authorize::check_response(request, status, headers, body, &self.settings);
+        match (&verdict, authorize::sent_token(request)) {
+            (Verdict::TokenRejected(_), Some(sent)) => self.rejected(sent),
+            (Verdict::ScaRequired(_), _) => self.log(Level::Info, "sca-required", &[]),
+            _ => {}
         }
-        let own;
-        let deadline = match deadline {
-            Some(deadline) => deadline,
-            None => {
-                own = self.deadline();
-                &own
-            }
-        };
-        let now = self.renew(now, deadline)?;
-        let state = self.state.borrow();
-        match state.held.as_ref() {
-            Some(token) => Ok(f(token, now)),
-            None => Err(Error::InvalidRequest("no token held".into())),
-        }
+        verdict
     }
 
     /// The API refused `sent`, the Bearer token a request carried: drops the held token if it
@@ -422,28 +420,213 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
             store_error,
         }
     }
+}
 
-    /// Makes the held token one that may be sent, or says why there is none. Unless a
-    /// cool-down or `Retry-After` forbids it (this instance's, or one the fleet shares): a
-    /// token shared by another instance, else one fetched (by this instance, or by the one
-    /// holding the store's lease while this one waits, or serves its live token meanwhile).
+impl<T: Transport, C: Clock> Lifecycle<T, C> {
+    /// Runs `f` on a usable token. The held one while it is before its refresh point (the
+    /// cached path: one clock read, no allocation); otherwise see `renew`, within the call's
+    /// `deadline` (made only when needed: the cached path does not read the clock twice).
+    pub fn with_token<R>(
+        &self,
+        deadline: Option<&Deadline>,
+        f: impl FnOnce(&HeldToken, Duration) -> R,
+    ) -> Result<R, Error> {
+        let now = self.clock.monotonic();
+        {
+            let mut state = self.state.borrow_mut();
+            if let Some(token) = state.held.as_ref().filter(|t| t.is_usable(now)) {
+                let result = f(token, now);
+                state.source = Some(Source::InstanceCache);
+                return Ok(result);
+            }
+        }
+        let own;
+        let deadline = match deadline {
+            Some(deadline) => deadline,
+            None => {
+                own = self.deadline();
+                &own
+            }
+        };
+        let now = self.renew(now, deadline)?;
+        let state = self.state.borrow();
+        match state.held.as_ref() {
+            Some(token) => Ok(f(token, now)),
+            None => Err(Error::InvalidRequest("no token held".into())),
+        }
+    }
+
+    /// Makes the held token one that may be sent, or says why there is none: `begin`, then
+    /// the renewal's actions over the blocking transport and clock (the blocking driver).
     /// Returns the monotonic time after the work.
     fn renew(&self, now: Duration, deadline: &Deadline) -> Result<Duration, Error> {
-        let held_alive = {
-            let mut state = self.state.borrow_mut();
-            if let Some(served) = state.while_blocked(now) {
-                return served.map(|()| now);
+        let mut renewal = match self.begin(now) {
+            Begin::Ready(now) => return Ok(now),
+            Begin::Failed(error) => return Err(error),
+            Begin::Renew(renewal) => renewal,
+        };
+        loop {
+            match self.next(&mut renewal, deadline) {
+                Action::Sleep(pause) => deadline.sleep(&self.clock, pause),
+                Action::Send(request) => {
+                    let response = self.transport.post_token(&request);
+                    self.answered(&mut renewal, response);
+                }
+                Action::Done(result) => return result,
             }
-            state.alive(now)
+        }
+    }
+}
+
+/// What a caller without a usable token does (`Lifecycle::begin`).
+pub enum Begin {
+    /// A token may be sent: the held one (usable, or alive while a cool-down or another
+    /// caller's renewal lasts) or one just adopted. The monotonic time after the work.
+    Ready(Duration),
+    /// No token may be sent, and none may be requested yet (a cool-down).
+    Failed(Error),
+    /// This caller renews: drive the `Renewal` (`Lifecycle::next`) to its end. A driver
+    /// whose callers run concurrently lets one of them renew at a time (`flight`).
+    Renew(Renewal),
+}
+
+/// What a renewal's driver does next.
+pub enum Action<'a> {
+    /// Wait this long, count it against the deadline (`Deadline::slept`), then ask again.
+    Sleep(Duration),
+    /// Send this token request and hand its outcome to `Lifecycle::answered`.
+    Send(TokenRequest<'a>),
+    /// The renewal ended: the monotonic time after it, or why no token may be sent.
+    Done(Result<Duration, Error>),
+}
+
+/// A renewal under way: where it stands. It ends with `Action::Done`; then its driver drops it.
+pub struct Renewal {
+    /// Looking at the shared store (or not, without one), with this pause before the next
+    /// look while another instance holds the lease; `None` once fetching.
+    acquiring: Option<Duration>,
+    held_alive: bool,
+    /// The store's lease, when this instance fetches as its holder.
+    lead: Option<Lead>,
+    started: Duration,
+    attempts: u32,
+    /// When the latest token request was sent (monotonic, wall).
+    sent_at: (Duration, Duration),
+    /// The latest token request's outcome, until it is acted on.
+    outcome: Option<Result<HeldToken, Box<Failure>>>,
+}
+
+impl<T, C: Clock> Lifecycle<T, C> {
+    /// Where a caller without a usable token stands: the held token while a block lets it
+    /// be served, the blocking error, or a renewal. Unless a cool-down or `Retry-After`
+    /// forbids it (this instance's, or one the fleet shares), a renewal adopts a token shared
+    /// by another instance, else fetches one (as the holder of the store's lease, or while
+    /// another instance holds it this one waits, or serves its live token meanwhile).
+    pub fn begin(&self, now: Duration) -> Begin {
+        let mut state = self.state.borrow_mut();
+        if let Some(served) = state.while_blocked(now) {
+            return match served {
+                Ok(()) => Begin::Ready(now),
+                Err(error) => Begin::Failed(error),
+            };
+        }
+        Begin::Renew(Renewal {
+            acquiring: Some(WAIT_FIRST),
+            held_alive: state.alive(now),
+            lead: None,
+            started: now,
+            attempts: 0,
+            sent_at: (now, now),
+            outcome: None,
+        })
+    }
+
+    /// The held token's `Bearer` value and the token while it is before its refresh point
+    /// (the cached path of a driver that holds no borrow across its I/O).
+    pub fn usable(&self, now: Duration) -> Option<(Secret, Secret)> {
+        let mut state = self.state.borrow_mut();
+        let token = state.held.as_ref().filter(|t| t.is_usable(now))?;
+        let pair = (token.bearer.clone(), token.access_token.clone());
+        state.source = Some(Source::InstanceCache);
+        Some(pair)
+    }
+
+    /// The held token's `Bearer` value and the token if it may be sent at `now` at all
+    /// (usable, or alive: `ALIVE_GUARD` left): what a driver sends once `begin` or a renewal
+    /// said `Ready`, and what callers send while another caller renews.
+    pub fn sendable(&self, now: Duration) -> Option<(Secret, Secret)> {
+        let mut state = self.state.borrow_mut();
+        let token = state
+            .held
+            .as_ref()
+            .filter(|t| t.is_usable(now) || t.is_alive(now))?;
+        let pair = (token.bearer.clone(), token.access_token.clone());
+        if state.source.is_none() {
+            state.source = Some(Source::InstanceCache);
+        }
+        Some(pair)
+    }
+
+    /// The renewal's next step.
+    pub fn next(&self, renewal: &mut Renewal, deadline: &Deadline) -> Action<'_> {
+        if let Some(pause) = renewal.acquiring {
+            match self.acquire(renewal.held_alive, deadline, pause) {
+                Ok(lead) => {
+                    renewal.acquiring = None;
+                    renewal.lead = lead;
+                    renewal.started = self.clock.monotonic();
+                }
+                Err(Ok(pause)) => {
+                    renewal.acquiring = Some(next_pause(pause));
+                    return Action::Sleep(pause);
+                }
+                Err(Err(result)) => return Action::Done(result),
+            }
+        }
+        let Some(outcome) = renewal.outcome.take() else {
+            renewal.attempts += 1;
+            renewal.sent_at = (self.clock.monotonic(), self.clock.wall());
+            return Action::Send(self.token_request(deadline));
+        };
+        if let Err(failure) = &outcome
+            && retry::is_transient(&failure.error)
+            && let Some(wait) = retry::next_wait(
+                &self.settings.retry,
+                &self.clock,
+                deadline,
+                renewal.attempts,
+                failure.retry_after,
+            )
+        {
+            return Action::Sleep(wait);
+        }
+        let lead = renewal.lead.take();
+        Action::Done(self.fetched(outcome, lead, renewal.started, renewal.attempts))
+    }
+
+    /// How the token request the renewal sent went.
+    pub fn answered(&self, renewal: &mut Renewal, response: Result<RawResponse, TransportError>) {
+        renewal.outcome = Some(self.read_answer(response, renewal.sent_at));
+    }
+
+    /// The shared store's answer to a renewal: `Ok(lead)` to fetch (`None`: without the
+    /// store), `Err(Ok(pause))` to wait and look again, `Err(Err(result))` when the renewal
+    /// ends here.
+    #[allow(clippy::type_complexity)]
+    fn acquire(
+        &self,
+        held_alive: bool,
+        deadline: &Deadline,
+        pause: Duration,
+    ) -> Result<Option<Lead>, Result<Duration, Result<Duration, Error>>> {
+        let Some(shared) = self.shared.as_deref() else {
+            return Ok(None);
         };
         let health = self.store_health();
-        let acquired = self
-            .shared
-            .as_deref()
-            .map(|s| s.acquire(&self.clock, &self.settings, held_alive, deadline));
+        let acquired = shared.acquire(&self.clock, &self.settings, held_alive, deadline, pause);
         self.store_health_logged(health);
-        let lead = match acquired {
-            Some(Acquired::Adopted(token)) | Some(Acquired::ServeAlive(Some(token))) => {
+        match acquired {
+            Acquired::Adopted(token) | Acquired::ServeAlive(Some(token)) => {
                 let now = self.clock.monotonic();
                 self.log(
                     Level::Debug,
@@ -456,13 +639,13 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
                 let mut state = self.state.borrow_mut();
                 state.held = Some(token);
                 state.source = Some(Source::SharedStore);
-                return Ok(self.clock.monotonic());
+                Err(Err(Ok(self.clock.monotonic())))
             }
-            Some(Acquired::ServeAlive(None)) => {
+            Acquired::ServeAlive(None) => {
                 self.state.borrow_mut().source = Some(Source::InstanceCache);
-                return Ok(self.clock.monotonic());
+                Err(Err(Ok(self.clock.monotonic())))
             }
-            Some(Acquired::Blocked { error, remaining }) => {
+            Acquired::Blocked { error, remaining } => {
                 self.log(
                     Level::Debug,
                     "cool-down-observed",
@@ -475,29 +658,35 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
                 let now = self.clock.monotonic();
                 let mut state = self.state.borrow_mut();
                 state.blocked_by_fleet(error, remaining, now);
-                return match state.while_blocked(now) {
+                Err(Err(match state.while_blocked(now) {
                     Some(served) => served.map(|()| now),
                     None => Ok(now),
-                };
+                }))
             }
-            Some(Acquired::TimedOut(error)) => {
+            Acquired::TimedOut(error) => {
                 self.log(Level::Warn, "lease-wait-timed-out", &[]);
-                return Err(error);
+                Err(Err(Err(error)))
             }
-            Some(Acquired::Leader(lead)) => Some(lead),
-            Some(Acquired::Direct) | None => None,
-        };
-        let started = self.clock.monotonic();
-        let attempts = Cell::new(0u64);
-        let fetched = retry::with_retries(&self.settings.retry, &self.clock, deadline, || {
-            attempts.set(attempts.get() + 1);
-            self.fetch(deadline)
-        });
+            Acquired::Wait(pause) => Err(Ok(pause)),
+            Acquired::Leader(lead) => Ok(Some(lead)),
+            Acquired::Direct => Ok(None),
+        }
+    }
+
+    /// A renewal's fetch ended with `outcome` after `attempts` token requests: the held
+    /// token, the cool-down, the store and the log learn of it.
+    fn fetched(
+        &self,
+        outcome: Result<HeldToken, Box<Failure>>,
+        lead: Option<Lead>,
+        started: Duration,
+        attempts: u32,
+    ) -> Result<Duration, Error> {
         let now = self.clock.monotonic();
         let health = self.store_health();
         let mut state = self.state.borrow_mut();
         let fleet_strikes = lead.as_ref().map_or(0, |lead| lead.strikes);
-        match fetched {
+        match outcome {
             Ok(token) => {
                 let cooled = state.strikes > 0 || state.block.is_some() || fleet_strikes > 0;
                 self.log(
@@ -510,7 +699,7 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
                             Field::TookMs,
                             Value::Number(millis(now.saturating_sub(started))),
                         ),
-                        (Field::Attempts, Value::Number(attempts.get())),
+                        (Field::Attempts, Value::Number(u64::from(attempts))),
                     ],
                 );
                 if cooled {
@@ -585,27 +774,31 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
         self.log(level, event, &fields);
     }
 
-    /// One token request, ending by `deadline`.
-    fn fetch(&self, deadline: &Deadline) -> Result<HeldToken, Box<Failure>> {
-        let now = self.clock.monotonic();
-        let wall = self.clock.wall();
+    /// The next token request, its timeouts cut to what is left of `deadline`.
+    fn token_request(&self, deadline: &Deadline) -> TokenRequest<'_> {
         self.state.borrow_mut().token_requests += 1;
         let mut request = wire::token_request(&self.settings);
         (request.timeouts, request.within) = deadline.clip(&self.clock, self.settings.timeouts);
-        let mut response = self.transport.post_token(&request).map_err(|e| {
-            let state = self.state.borrow();
-            let held = state.held.as_ref().map_or("", |t| t.access_token.expose());
-            let secrets = redact::secrets(&self.settings, held);
+        request
+    }
+
+    /// A token request's outcome, sent at `(now, wall)`: the token, or the failure with the
+    /// server's `Retry-After`. Whatever the host or the server said is redacted.
+    fn read_answer(
+        &self,
+        response: Result<RawResponse, TransportError>,
+        (now, wall): (Duration, Duration),
+    ) -> Result<HeldToken, Box<Failure>> {
+        let state = self.state.borrow();
+        let held = state.held.as_ref().map_or("", |t| t.access_token.expose());
+        let secrets = redact::secrets(&self.settings, held);
+        let mut response = response.map_err(|e| {
             Box::new(Failure {
                 error: Error::Transport(redact::transport_error(e, &secrets)),
                 retry_after: None,
             })
         })?;
-        let answer = {
-            let state = self.state.borrow();
-            let held = state.held.as_ref().map_or("", |t| t.access_token.expose());
-            error::read_token_answer(&response, &redact::secrets(&self.settings, held))
-        };
+        let answer = error::read_token_answer(&response, &secrets);
         let retry_after = response
             .retry_after
             .as_deref()

@@ -63,6 +63,11 @@ impl Deadline {
     /// Waits `pause`, counted against the budget.
     pub fn sleep(&self, clock: &impl Clock, pause: Duration) {
         clock.sleep(pause);
+        self.slept(pause);
+    }
+
+    /// Counts a pause a driver waited itself (an async sleep) against the budget.
+    pub fn slept(&self, pause: Duration) {
         self.slept.set(self.slept.get().saturating_add(pause));
     }
 
@@ -101,34 +106,30 @@ pub fn retrying<T>(
                 retry_after,
             } => (outcome, retry_after),
         };
-        if attempts >= policy.max_attempts {
-            return outcome;
+        match next_wait(policy, clock, deadline, attempts, retry_after) {
+            Some(wait) => deadline.sleep(clock, wait),
+            None => return outcome,
         }
-        let backoff = backoff(policy.initial_backoff, attempts, jitter());
-        let wait = retry_after.map_or(backoff, |r| r.max(backoff));
-        if !deadline.allows(clock, wait) {
-            return outcome;
-        }
-        deadline.sleep(clock, wait);
         attempts += 1;
     }
 }
 
-/// `retrying` a token request: transient failures (`is_transient`) are tried again. Failures
-/// are boxed: the error path is cold and the success path should stay small.
-pub fn with_retries<T>(
+/// After the `attempts`-th attempt failed transiently: the pause before the next one, or
+/// `None` when the policy allows no more attempts or no retry fits before `deadline`. The
+/// pause is a jittered backoff, or the server's `Retry-After` when that is longer.
+pub fn next_wait(
     policy: &RetryPolicy,
     clock: &impl Clock,
     deadline: &Deadline,
-    mut attempt: impl FnMut() -> Result<T, Box<Failure>>,
-) -> Result<T, Box<Failure>> {
-    retrying(policy, clock, deadline, || match attempt() {
-        Err(failure) if is_transient(&failure.error) => Attempt::Transient {
-            retry_after: failure.retry_after,
-            outcome: Err(failure),
-        },
-        outcome => Attempt::Done(outcome),
-    })
+    attempts: u32,
+    retry_after: Option<Duration>,
+) -> Option<Duration> {
+    if attempts >= policy.max_attempts {
+        return None;
+    }
+    let backoff = backoff(policy.initial_backoff, attempts, jitter());
+    let wait = retry_after.map_or(backoff, |r| r.max(backoff));
+    deadline.allows(clock, wait).then_some(wait)
 }
 
 /// How long to send no token request after a call's attempts all failed; `None`: the next

@@ -340,8 +340,16 @@ pub enum Acquired {
     Leader(Lead),
     /// Fetch without the store (it failed).
     Direct,
+    /// Another instance holds a live lease and no token lives: wait this long (counted
+    /// against the call's deadline), then look again with `next_pause`.
+    Wait(Duration),
     /// Another instance held the lease for all of this call's budget.
     TimedOut(Error),
+}
+
+/// The pause after `pause`: doubling, up to `WAIT_STEP_MAX`.
+pub fn next_pause(pause: Duration) -> Duration {
+    pause.saturating_mul(2).min(WAIT_STEP_MAX)
 }
 
 /// What the lease holder must know to publish and release.
@@ -409,74 +417,72 @@ impl Shared {
 
     /// A usable token, or a live one to serve while another instance renews (`held_alive`:
     /// this instance holds one), or the shared cool-down's error, or the lease to fetch one.
-    /// Without a live token it waits while another instance holds a live lease, as long as
-    /// `deadline` allows. A token this instance saw refused is never adopted: it is replaced
-    /// like a stale entry.
+    /// Without a live token it has its driver wait `pause` (`Acquired::Wait`) while another
+    /// instance holds a live lease, as long as `deadline` allows, and then look again with
+    /// the next pause. A token this instance saw refused is never adopted: it is replaced
+    /// like a stale entry. One look per call, so that a blocking and an async driver share it.
     pub fn acquire(
         &self,
         clock: &impl Clock,
         settings: &Settings,
         held_alive: bool,
         deadline: &Deadline,
+        pause: Duration,
     ) -> Acquired {
-        let mut pause = WAIT_FIRST;
-        loop {
-            let (expected, alive) = match self.look(clock, settings) {
-                Look::Usable(token) => return Acquired::Adopted(token),
-                Look::Unusable { expected, alive } => (expected, alive),
-                Look::Failed => return Acquired::Direct,
-            };
-            let serve_alive = held_alive || alive.is_some();
-            let block = match self.read_block(clock, settings) {
-                Ok(block) => block,
-                Err(()) => return Acquired::Direct,
-            };
-            let (block_value, strikes) = match block {
-                Some((_, block)) if !block.remaining.is_zero() => {
-                    return match serve_alive {
-                        true => Acquired::ServeAlive(alive),
-                        false => Acquired::Blocked {
-                            error: block.error,
-                            remaining: block.remaining,
-                        },
-                    };
-                }
-                Some((value, block)) => (Some(value), block.strikes),
-                None => (None, 0),
-            };
-            match self.try_lease(clock, settings) {
-                Ok(Some(lease)) => {
-                    return self.after_winning(
-                        clock,
-                        settings,
-                        held_alive,
-                        Lead {
-                            expected,
-                            lease,
-                            block: block_value,
-                            strikes,
-                        },
-                    );
-                }
-                // Another instance renews: a live token is served meanwhile.
-                Ok(None) if serve_alive => return Acquired::ServeAlive(alive),
-                Ok(None) => {}
-                Err(()) => return Acquired::Direct,
+        let (expected, alive) = match self.look(clock, settings) {
+            Look::Usable(token) => return Acquired::Adopted(token),
+            Look::Unusable { expected, alive } => (expected, alive),
+            Look::Failed => return Acquired::Direct,
+        };
+        let serve_alive = held_alive || alive.is_some();
+        let block = match self.read_block(clock, settings) {
+            Ok(block) => block,
+            Err(()) => return Acquired::Direct,
+        };
+        let (block_value, strikes) = match block {
+            Some((_, block)) if !block.remaining.is_zero() => {
+                return match serve_alive {
+                    true => Acquired::ServeAlive(alive),
+                    false => Acquired::Blocked {
+                        error: block.error,
+                        remaining: block.remaining,
+                    },
+                };
             }
-            if !deadline.allows(clock, pause) {
-                return Acquired::TimedOut(Error::Transport(crate::ports::TransportError {
-                    kind: crate::ports::TransportKind::Timeout,
-                    detail: "another instance's token request outlasted this call's retry \
-                             budget (retry.budget-ms)"
-                        .into(),
-                }));
+            Some((value, block)) => (Some(value), block.strikes),
+            None => (None, 0),
+        };
+        match self.try_lease(clock, settings) {
+            Ok(Some(lease)) => {
+                return self.after_winning(
+                    clock,
+                    settings,
+                    held_alive,
+                    Lead {
+                        expected,
+                        lease,
+                        block: block_value,
+                        strikes,
+                    },
+                );
             }
-            deadline.sleep(clock, pause);
-            if let Some(seen) = self.lease_seen.borrow_mut().as_mut() {
-                seen.waited = seen.waited.saturating_add(pause);
-            }
-            pause = pause.saturating_mul(2).min(WAIT_STEP_MAX);
+            // Another instance renews: a live token is served meanwhile.
+            Ok(None) if serve_alive => return Acquired::ServeAlive(alive),
+            Ok(None) => {}
+            Err(()) => return Acquired::Direct,
         }
+        if !deadline.allows(clock, pause) {
+            return Acquired::TimedOut(Error::Transport(crate::ports::TransportError {
+                kind: crate::ports::TransportKind::Timeout,
+                detail: "another instance's token request outlasted this call's retry \
+                         budget (retry.budget-ms)"
+                    .into(),
+            }));
+        }
+        if let Some(seen) = self.lease_seen.borrow_mut().as_mut() {
+            seen.waited = seen.waited.saturating_add(pause);
+        }
+        Acquired::Wait(pause)
     }
 
     /// The lease was won. The previous holder may have published (a token or a cool-down)

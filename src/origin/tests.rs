@@ -269,3 +269,40 @@ fn paths_and_queries_hold_only_what_http_servers_take() {
     assert!(Origin::parse(&longest).is_ok());
     assert!(Origin::parse(&format!("{longest}a")).is_err());
 }
+
+#[test]
+fn ipv6_hosts_are_written_as_rfc_5952_says_like_std() {
+    for text in [
+        "::",
+        "::1",
+        "1::",
+        "1:0:0:2::",
+        "1::2:0:0:3",
+        "2001:db8::1",
+        "1:2:3:4:5:6:7:8",
+        "0:1:0:1:0:1:0:1",
+        "1:0:2:0:0:3:0:0",
+        "fe80::1:0:0:0",
+        "::ffff:7f00:1",
+        "0:0:1::",
+        "abcd:ef01:2345:6789:abcd:ef01:2345:6789",
+        "1:0:0:2:0:0:0:3",
+    ] {
+        let ip: Ipv6Addr = text.parse().expect("an address");
+        let expected = match ip.to_ipv4_mapped() {
+            // std writes these the IPv4 way; RFC 5952 allows either.
+            Some(_) => "[::ffff:7f00:1]".to_owned(),
+            None => format!("[{ip}]"),
+        };
+        assert_eq!(bracketed(ip), expected, "{text}");
+    }
+}
+
+#[test]
+fn every_pattern_of_zero_groups_is_written_like_std() {
+    for bits in 0u16..256 {
+        let groups: Vec<u16> = (0..8).map(|i| (bits >> i & 1) * (0x10 + i)).collect();
+        let ip = Ipv6Addr::from(<[u16; 8]>::try_from(groups).expect("8 groups"));
+        assert_eq!(bracketed(ip), format!("[{ip}]"));
+    }
+}

@@ -164,7 +164,8 @@ fn a_lease_is_released_only_by_its_holder() {
     let settings = settings();
     let shared = Shared::new(Box::new(store.clone()), &settings);
     let deadline = Deadline::start(&clock, settings.retry.budget);
-    let Acquired::Leader(lead) = shared.acquire(&clock, &settings, false, &deadline) else {
+    let Acquired::Leader(lead) = shared.acquire(&clock, &settings, false, &deadline, WAIT_FIRST)
+    else {
         panic!("the lease is free");
     };
     // This instance's lease expired and another instance took it over.
@@ -229,7 +230,8 @@ fn a_fetch_that_outlives_the_entry_it_read_still_publishes() {
     let settings = settings();
     let shared = Shared::new(Box::new(store.clone()), &settings);
     let deadline = Deadline::start(&clock, settings.retry.budget);
-    let Acquired::Leader(lead) = shared.acquire(&clock, &settings, false, &deadline) else {
+    let Acquired::Leader(lead) = shared.acquire(&clock, &settings, false, &deadline, WAIT_FIRST)
+    else {
         panic!("the lease is free");
     };
     // The entry read expires in the store while the fetch runs.

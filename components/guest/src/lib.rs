@@ -1,12 +1,12 @@
-//! What every mangopay-auth component shares: the `mangopay:auth/auth` exports over the core
-//! client, the wasi:http transport and the host clock. A world crate says only how its
-//! clients share a token (`World`) and exports `Component<ItsWorld>` with `export_auth!`.
+//! What every WASI 0.2 world of mangopay-auth shares: the `mangopay:auth/auth` exports over
+//! the core client and the wasi:http transport (the clock and the log are
+//! `mangopay-auth-wasi`'s). A world crate says only how its clients share a token (`World`)
+//! and exports `Component<ItsWorld>` with `export_auth!`.
 //!
 //! The WASI calls go through one bindings source, the Bytecode Alliance's `wasip2` crate,
 //! whose wit-bindgen runtime is the one these bindings use.
 #![cfg(target_arch = "wasm32")]
 
-mod clock;
 mod convert;
 mod transport;
 
@@ -27,9 +27,8 @@ use bindings::exports::mangopay::auth::auth::{
     self as wit, ApiRequest, ApiResponse, AuthStatus, Config, Error, Guest, GuestClient,
     HttpRequest, HttpResponse, ResponseVerdict, Token,
 };
-use clock::HostClock;
-use mangopay_auth::log::{LEVEL_VAR, Level, Logger, Sink};
 use mangopay_auth::{Client, ClientConfig};
+use mangopay_auth_wasi::{HostClock, logger};
 use std::cell::OnceCell;
 use std::marker::PhantomData;
 use std::rc::Rc;
@@ -49,28 +48,6 @@ fn make_client<W: World>(config: ClientConfig) -> Result<HostClient, mangopay_au
         None => Client::new(config, WasiHttp, HostClock),
     }?;
     Ok(client.with_logger(logger()))
-}
-
-/// Operator lines go to stderr, which every platform captures.
-struct Stderr;
-
-impl Sink for Stderr {
-    fn write_line(&self, line: &str) {
-        // Straight to wasi:cli/stderr, in one write, so that lines of instances sharing a log
-        // stay whole (std's buffered stderr costs more code). A line that cannot be written is
-        // dropped: logging never fails a call.
-        let _ = wasip2::cli::stderr::get_stderr()
-            .blocking_write_and_flush(format!("{line}\n").as_bytes());
-    }
-}
-
-/// The level from `MANGOPAY_AUTH_LOG` (`warn` when unset or unknown).
-fn logger() -> Logger {
-    let level = std::env::var(LEVEL_VAR)
-        .ok()
-        .and_then(|value| Level::parse(&value))
-        .unwrap_or(Level::DEFAULT);
-    Logger::new(level, Rc::new(Stderr))
 }
 
 thread_local! {

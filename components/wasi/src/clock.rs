@@ -3,7 +3,8 @@
 use mangopay_auth::Clock;
 use std::time::{Duration, SystemTime};
 
-pub(crate) struct HostClock;
+/// The host's clocks, as the core reads them.
+pub struct HostClock;
 
 impl Clock for HostClock {
     fn monotonic(&self) -> Duration {

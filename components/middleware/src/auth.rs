@@ -1,0 +1,126 @@
+//! The instance's client, and the async driver of the core's renewal steps: one renewal at a
+//! time (`mangopay_auth::flight`), run as a task of its own so that no caller waits for it
+//! while the held token lives, and those without a token wait for it together.
+
+use crate::store::HostStore;
+use crate::upstream::{self, First};
+use mangopay_auth::config::Settings;
+use mangopay_auth::flight::{Flight, Step};
+use mangopay_auth::lifecycle::{Action, Lifecycle, Renewal};
+use mangopay_auth::shared::Shared;
+use mangopay_auth::{Clock, Error, Secret};
+use mangopay_auth_wasi::{HostClock, logger};
+use std::cell::{OnceCell, RefCell};
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+/// The middleware's client: its token and renewals, shared by every call of the instance.
+pub(crate) struct Auth {
+    /// No transport of its own: the renewal's token requests are sent here, asynchronously.
+    pub tokens: Lifecycle<(), HostClock>,
+    flight: RefCell<Flight>,
+    /// Callers waiting for the renewal under way.
+    waiters: RefCell<Vec<Waker>>,
+    /// `MANGOPAY_AUTH_RESEND_BODY_MAX`.
+    pub resend_body_max: usize,
+}
+
+thread_local! {
+    // Components are single-threaded; the client lives as long as the instance.
+    static AUTH: OnceCell<Rc<Auth>> = const { OnceCell::new() };
+}
+
+/// The instance's client, made from the `MANGOPAY_*` variables on first use. A failure is not
+/// remembered, so it is reported on every call.
+pub(crate) fn instance() -> Result<Rc<Auth>, Error> {
+    AUTH.with(|cell| {
+        if let Some(auth) = cell.get() {
+            return Ok(auth.clone());
+        }
+        let var = |name: &str| std::env::var(name).ok();
+        let settings = Settings::new(mangopay_auth::from_env(var)?)?;
+        let resend_body_max = mangopay_auth::middleware::resend_body_max(var)?;
+        let shared = Shared::new(Box::new(HostStore), &settings);
+        let mut tokens = Lifecycle::new(settings, (), HostClock, Some(Box::new(shared)));
+        tokens.set_logger(logger());
+        let auth = Rc::new(Auth {
+            tokens,
+            flight: RefCell::new(Flight::default()),
+            waiters: RefCell::new(Vec::new()),
+            resend_body_max,
+        });
+        Ok(cell.get_or_init(|| auth).clone())
+    })
+}
+
+impl Auth {
+    /// The `Bearer` value to send and its token: the held token before its refresh point at
+    /// once; past it the live token while one renewal runs in the background; without a live
+    /// token, after the renewal (this caller's, or the one under way).
+    pub async fn bearer(self: &Rc<Self>) -> Result<(Secret, Secret), Error> {
+        loop {
+            let now = self.tokens.clock().monotonic();
+            if let Some(pair) = self.tokens.usable(now) {
+                return Ok(pair);
+            }
+            let step = self.flight.borrow_mut().begin(&self.tokens, now);
+            match step {
+                Step::Ready => {
+                    return self
+                        .tokens
+                        .sendable(now)
+                        .ok_or_else(|| Error::InvalidRequest("no token held".into()));
+                }
+                Step::Failed(error) => return Err(error),
+                Step::Renew(number, renewal) => {
+                    let auth = self.clone();
+                    wit_bindgen::spawn_local(async move { auth.renew(number, renewal).await });
+                }
+                Step::Wait(number) => self.wait(number).await?,
+            }
+        }
+    }
+
+    /// Drives renewal `number` to its end, then wakes the callers waiting for it.
+    async fn renew(self: Rc<Self>, number: u64, mut renewal: Renewal) {
+        let deadline = self.tokens.deadline();
+        let result = loop {
+            match self.tokens.next(&mut renewal, &deadline) {
+                Action::Sleep(pause) => {
+                    upstream::sleep(pause).await;
+                    deadline.slept(pause);
+                }
+                Action::Send(request) => {
+                    let response = upstream::post_token(&request).await;
+                    self.tokens.answered(&mut renewal, response);
+                }
+                Action::Done(result) => break result,
+            }
+        };
+        self.flight.borrow_mut().end(number, &result);
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for waiter in waiters {
+            waiter.wake();
+        }
+    }
+
+    /// Waits until renewal `number` ended (or its deadline passed: a renewal whose task was
+    /// cancelled wakes nobody), giving its error if it failed.
+    async fn wait(&self, number: u64) -> Result<(), Error> {
+        let ended = poll_fn(|cx| {
+            let now = self.tokens.clock().monotonic();
+            match self.flight.borrow().ended(number, now) {
+                Some(result) => Poll::Ready(result),
+                None => {
+                    self.waiters.borrow_mut().push(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        });
+        match upstream::first(ended, upstream::sleep(self.tokens.settings.retry.budget)).await {
+            First::Left(result) => result,
+            First::Right(()) => Ok(()),
+        }
+    }
+}

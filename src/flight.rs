@@ -1,0 +1,88 @@
+//! Single flight within one instance, for a driver whose callers run concurrently (the WASI
+//! 0.3 middleware's tasks): one caller's renewal at a time. Meanwhile the others send the
+//! held token while it lives, or wait for that renewal and answer as it ended, so N callers
+//! without a token cost one token request, and one failure reaches them all as one error.
+//! The blocking driver needs none of this: it runs one call at a time.
+
+use crate::error::Error;
+use crate::lifecycle::{Begin, Lifecycle, Renewal};
+use crate::ports::Clock;
+use std::time::Duration;
+
+/// The renewals of one instance.
+pub struct Flight {
+    /// The renewal under way: its number, and its deadline, after which a renewal its driver
+    /// dropped unfinished stops holding callers.
+    renewing: Option<(u64, Duration)>,
+    /// The number of the latest renewal that ended, and how.
+    ended: (u64, Result<(), Error>),
+    /// Renewals begun.
+    begun: u64,
+}
+
+/// What a caller without a usable token does.
+pub enum Step {
+    /// Send the held token (`Lifecycle::sendable`).
+    Ready,
+    /// No token may be sent, and none may be requested yet.
+    Failed(Error),
+    /// Another caller renews and no token lives: once renewal `.0` ended (`Flight::ended`),
+    /// answer its error or begin again.
+    Wait(u64),
+    /// Drive this renewal (number `.0`) to its end, then tell `Flight::end`.
+    Renew(u64, Renewal),
+}
+
+impl Default for Flight {
+    fn default() -> Self {
+        Flight {
+            renewing: None,
+            ended: (0, Ok(())),
+            begun: 0,
+        }
+    }
+}
+
+impl Flight {
+    /// Where a caller without a usable token stands at `now` (see `Lifecycle::begin`).
+    pub fn begin<T, C: Clock>(&mut self, tokens: &Lifecycle<T, C>, now: Duration) -> Step {
+        if let Some((number, _)) = self.renewing.filter(|(_, until)| now < *until) {
+            return match tokens.sendable(now) {
+                Some(_) => Step::Ready,
+                None => Step::Wait(number),
+            };
+        }
+        match tokens.begin(now) {
+            Begin::Ready(_) => Step::Ready,
+            Begin::Failed(error) => Step::Failed(error),
+            Begin::Renew(renewal) => {
+                self.begun += 1;
+                let until = now.saturating_add(tokens.settings.retry.budget);
+                self.renewing = Some((self.begun, until));
+                Step::Renew(self.begun, renewal)
+            }
+        }
+    }
+
+    /// Renewal `number` ended with `result`.
+    pub fn end(&mut self, number: u64, result: &Result<Duration, Error>) {
+        if self.renewing.is_some_and(|(n, _)| n == number) {
+            self.renewing = None;
+        }
+        self.ended = (number, result.as_ref().map(|_| ()).map_err(Clone::clone));
+    }
+
+    /// How renewal `number` ended, once it has (or its deadline passed) at `now`: `Ok` to
+    /// begin again (a token may be sent), or the error every caller that waited answers.
+    pub fn ended(&self, number: u64, now: Duration) -> Option<Result<(), Error>> {
+        match self.renewing {
+            Some((n, until)) if n == number && now < until => None,
+            _ if self.ended.0 == number => Some(self.ended.1.clone()),
+            // Dropped unfinished: begin again.
+            _ => Some(Ok(())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,156 @@
+use super::*;
+use crate::fakes::*;
+use crate::lifecycle::Action;
+use crate::retry::Deadline;
+
+type Tokens = Lifecycle<FakeTransport, FakeClock>;
+
+fn tokens(transport: &FakeTransport, clock: &FakeClock) -> Tokens {
+    client(transport, clock).tokens
+}
+
+/// Drives `renewal` as the async driver does, but with the fake transport: one step at a time.
+fn drive(tokens: &Tokens, mut renewal: Renewal) -> Result<Duration, Error> {
+    let deadline = Deadline::start(tokens.clock(), tokens.settings.retry.budget);
+    loop {
+        match tokens.next(&mut renewal, &deadline) {
+            Action::Sleep(pause) => deadline.sleep(tokens.clock(), pause),
+            Action::Send(request) => {
+                let response = crate::ports::Transport::post_token(tokens.transport(), &request);
+                tokens.answered(&mut renewal, response);
+            }
+            Action::Done(result) => return result,
+        }
+    }
+}
+
+#[test]
+fn concurrent_callers_without_a_token_wait_for_one_renewal() {
+    let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+    transport.answer(200, &token_body("t1", 1200));
+    let tokens = tokens(&transport, &clock);
+    let mut flight = Flight::default();
+    let Step::Renew(number, renewal) = flight.begin(&tokens, clock.monotonic()) else {
+        panic!("the first caller renews");
+    };
+    // 99 more callers arrive before the token request is answered.
+    for _ in 0..99 {
+        assert!(matches!(flight.begin(&tokens, clock.monotonic()), Step::Wait(n) if n == number));
+    }
+    assert_eq!(flight.ended(number, clock.monotonic()), None);
+    let result = drive(&tokens, renewal);
+    flight.end(number, &result);
+    assert_eq!(flight.ended(number, clock.monotonic()), Some(Ok(())));
+    let (bearer, _) = tokens.usable(clock.monotonic()).expect("a token");
+    assert_eq!(bearer.expose(), "Bearer t1");
+    assert_eq!(transport.sent(), 1);
+}
+
+#[test]
+fn past_the_refresh_point_callers_send_the_live_token_while_one_renews() {
+    let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+    transport.script(vec![
+        answer(200, &token_body("t1", 1200)),
+        answer(200, &token_body("t2", 1200)),
+    ]);
+    let tokens = tokens(&transport, &clock);
+    let mut flight = Flight::default();
+    let Step::Renew(n, renewal) = flight.begin(&tokens, clock.monotonic()) else {
+        panic!("renews");
+    };
+    let result = drive(&tokens, renewal);
+    flight.end(n, &result);
+    // Past the refresh point (the default margin is 60 s), 10 s before expiry: it lives.
+    clock.advance(secs(1190));
+    assert!(tokens.usable(clock.monotonic()).is_none());
+    let Step::Renew(n, renewal) = flight.begin(&tokens, clock.monotonic()) else {
+        panic!("one caller renews");
+    };
+    for _ in 0..10 {
+        assert!(matches!(
+            flight.begin(&tokens, clock.monotonic()),
+            Step::Ready
+        ));
+        let (bearer, _) = tokens.sendable(clock.monotonic()).expect("the live token");
+        assert_eq!(bearer.expose(), "Bearer t1");
+    }
+    let result = drive(&tokens, renewal);
+    flight.end(n, &result);
+    let (bearer, _) = tokens.usable(clock.monotonic()).expect("the new token");
+    assert_eq!(bearer.expose(), "Bearer t2");
+    assert_eq!(transport.sent(), 2);
+}
+
+#[test]
+fn a_failed_renewal_answers_every_waiting_caller_with_its_error() {
+    let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+    // Not a credential failure, so no cool-down: without the shared ending, each waiting
+    // caller would start a token request of its own.
+    transport.answer(
+        400,
+        r#"{"Message":"bad","Type":"param_error","Id":"x","Date":1.0}"#,
+    );
+    let tokens = tokens(&transport, &clock);
+    let mut flight = Flight::default();
+    let Step::Renew(n, renewal) = flight.begin(&tokens, clock.monotonic()) else {
+        panic!("renews");
+    };
+    let waiting: Vec<Step> = (0..5)
+        .map(|_| flight.begin(&tokens, clock.monotonic()))
+        .collect();
+    let result = drive(&tokens, renewal);
+    let error = result.clone().expect_err("fails");
+    flight.end(n, &result);
+    for step in waiting {
+        let Step::Wait(number) = step else {
+            panic!("waits");
+        };
+        assert_eq!(
+            flight.ended(number, clock.monotonic()),
+            Some(Err(error.clone()))
+        );
+    }
+    assert_eq!(transport.sent(), 1);
+}
+
+#[test]
+fn a_renewal_dropped_unfinished_stops_holding_callers_at_its_deadline() {
+    let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+    transport.answer(200, &token_body("t1", 1200));
+    let tokens = tokens(&transport, &clock);
+    let mut flight = Flight::default();
+    let Step::Renew(n, renewal) = flight.begin(&tokens, clock.monotonic()) else {
+        panic!("renews");
+    };
+    drop(renewal);
+    assert!(matches!(
+        flight.begin(&tokens, clock.monotonic()),
+        Step::Wait(_)
+    ));
+    clock.advance(tokens.settings.retry.budget);
+    assert_eq!(flight.ended(n, clock.monotonic()), Some(Ok(())));
+    assert!(matches!(
+        flight.begin(&tokens, clock.monotonic()),
+        Step::Renew(2, _)
+    ));
+}
+
+#[test]
+fn a_cool_down_fails_callers_without_a_token_request() {
+    let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+    transport.answer(401, INVALID);
+    let tokens = tokens(&transport, &clock);
+    let mut flight = Flight::default();
+    let Step::Renew(n, renewal) = flight.begin(&tokens, clock.monotonic()) else {
+        panic!("renews");
+    };
+    let result = drive(&tokens, renewal);
+    flight.end(n, &result);
+    for _ in 0..50 {
+        let Step::Failed(error) = flight.begin(&tokens, clock.monotonic()) else {
+            panic!("cooling down");
+        };
+        assert_eq!(error.case_name(), "invalid-credentials");
+    }
+    assert_eq!(transport.sent(), 1);
+}
