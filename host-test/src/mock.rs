@@ -99,7 +99,13 @@ struct MockState {
     api_unread: bool,
     /// The token endpoint's behaviour for one client id, over the settings above.
     client_rules: HashMap<String, ClientRules>,
+    /// While its `TokenHold` lives, token answers wait (the token is issued on arrival).
+    token_hold: Option<tokio::sync::watch::Receiver<bool>>,
 }
+
+/// Token answers wait while this lives (`MockMangopay::hold_token_answers`); dropping it
+/// sends them.
+pub struct TokenHold(#[allow(dead_code)] tokio::sync::watch::Sender<bool>);
 
 /// How the token endpoint treats one client id (the id of the request's Basic header, whatever
 /// its key), so that one mock serves several scenarios at once: one platform process can hold
@@ -210,6 +216,14 @@ impl MockMangopay {
         self.state().api_canned.push_back(answer);
     }
 
+    /// Holds every token answer from now on until the returned hold is dropped: a renewal
+    /// under way for as long as a test needs, whatever the machine's speed.
+    pub fn hold_token_answers(&self) -> TokenHold {
+        let (hold, held) = tokio::sync::watch::channel(true);
+        self.state().token_hold = Some(held);
+        TokenHold(hold)
+    }
+
     /// Revokes every token issued so far: the API refuses them from now on.
     pub fn revoke_tokens(&self) {
         self.state().tokens.clear();
@@ -295,8 +309,12 @@ async fn handle(
             .collect(),
         body,
     };
-    let (reply, delivery) = {
+    let (reply, delivery, hold) = {
         let mut state = state.lock().expect("mock state");
+        let hold = match recorded.path == TOKEN_PATH {
+            true => state.token_hold.clone(),
+            false => None,
+        };
         let reply = if recorded.path == TOKEN_PATH {
             token_endpoint(&mut state, &clock, &recorded)
         } else if let Some(canned) = state.api_canned.pop_front() {
@@ -305,8 +323,12 @@ async fn handle(
             (api_endpoint(&mut state, &clock, &recorded), Delivery::Whole)
         };
         state.requests.push(recorded);
-        reply
+        (reply.0, reply.1, hold)
     };
+    if let Some(mut hold) = hold {
+        // Err: the hold was dropped, which releases too.
+        let _ = hold.wait_for(|held| !held).await;
+    }
     Ok(match delivery {
         Delivery::Whole => reply,
         Delivery::Late(delay) => {

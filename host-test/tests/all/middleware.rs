@@ -426,3 +426,402 @@ fn foreign_origin_keeps_its_own_authorization(adapter: Adapter) {
     );
     assert!(server.failures().is_empty(), "{:?}", server.failures());
 }
+
+/// The middleware's server: users-p3 with `mangopay-auth-middleware` and `adapter`, the
+/// fixture account at the mock, and `extra` settings.
+fn auth_server(
+    adapter: Adapter,
+    clock: &VirtualClock,
+    mock: &MockMangopay,
+    extra: &[(&str, &str)],
+    tune: impl FnOnce(P3Options) -> P3Options,
+) -> P3Server {
+    let mut env = env(&mock.base_url());
+    for (name, value) in extra {
+        env.retain(|(n, _)| n != name);
+        env.push(((*name).into(), (*value).into()));
+    }
+    let options = with_store(options(env, clock), adapter, clock);
+    serve(Middleware::Auth, adapter, tune(options))
+}
+
+/// The Bearer tokens of the API requests the mock saw, in order.
+fn bearers(mock: &MockMangopay) -> Vec<String> {
+    mock.requests()
+        .iter()
+        .filter(|r| r.path != "/v2.01/oauth/token")
+        .map(|r| r.header("authorization").unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A request to the Mangopay route with the caller's own `authorization`: the token request
+/// goes out exactly as the WASI 0.2 worlds send it, and the API call carries one
+/// `authorization`, the Bearer token, in place of the caller's.
+#[test]
+fn auth_mangopay_requests_carry_the_token_in_place_of_the_callers() {
+    let (clock, mock) = world();
+    let server = auth_server(Adapter::None, &clock, &mock, &[], |o| o);
+    let answer = server
+        .send(p3::request(
+            "GET",
+            "/mangopay/users?per_page=1",
+            &[
+                ("authorization", "Bearer mine"),
+                ("accept", "application/json"),
+            ],
+            "",
+        ))
+        .expect("an answer");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let token = &requests[0];
+    assert_eq!(token.method, "POST");
+    assert_eq!(token.path, "/v2.01/oauth/token");
+    assert_eq!(
+        token.header("authorization"),
+        Some(host_test::fixture::basic(CLIENT_ID, API_KEY).as_str())
+    );
+    assert_eq!(
+        token.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(token.body, b"grant_type=client_credentials");
+    let call = &requests[1];
+    assert_eq!(call.path, format!("/v2.01/{CLIENT_ID}/users?per_page=1"));
+    let issued = mock.issued_tokens();
+    assert_eq!(issued.len(), 1);
+    let authorizations: Vec<&str> = call
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(authorizations, [format!("Bearer {}", issued[0])]);
+    assert_eq!(call.header("accept"), Some("application/json"));
+    assert!(server.failures().is_empty(), "{:?}", server.failures());
+}
+
+/// 100 requests at once into one instance with no token: one token request, answered only
+/// once all 100 are in the instance (the mock holds it), and every request carries its token.
+#[test]
+fn auth_hundred_concurrent_requests_in_one_instance_make_one_token_request() {
+    let (clock, mock) = world();
+    let server = auth_server(Adapter::None, &clock, &mock, &[], |o| P3Options {
+        max_concurrent: 100,
+        ..o
+    });
+    let hold = mock.hold_token_answers();
+    let answers = std::thread::scope(|scope| {
+        let sent = scope.spawn(|| server.send_all(users(100)));
+        // Released once all 100 are in flight in the instance, waiting for the one request.
+        while server.peak_per_instance().first() != Some(&100) && !sent.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        drop(hold);
+        sent.join().expect("the requests")
+    });
+    all_with(answers, 200);
+    assert_eq!(mock.token_requests(), 1);
+    assert_eq!(server.instances(), 1);
+    assert_eq!(server.peak_per_instance(), [100]);
+    let token = format!("Bearer {}", mock.issued_tokens()[0]);
+    let bearers = bearers(&mock);
+    assert_eq!(bearers.len(), 100);
+    assert!(bearers.iter().all(|b| *b == token));
+    assert!(server.failures().is_empty(), "{:?}", server.failures());
+}
+
+/// 1,000 requests through instances reused as `wasmtime serve` reuses them (16 at once, 128
+/// each), sharing the token through the store: one token request for all of them, with the
+/// host's token store and with each keyvalue adapter.
+#[test]
+fn auth_thousand_requests_across_reused_instances_with_the_store_make_one_token_request() {
+    for adapter in [
+        Adapter::None,
+        Adapter::KeyvalueDraft2,
+        Adapter::KeyvalueDraft,
+    ] {
+        let (clock, mock) = world();
+        let server = auth_server(adapter, &clock, &mock, &[], |o| o);
+        for _ in 0..20 {
+            all_with(server.send_all(users(50)), 200);
+        }
+        let per_instance = server.requests_per_instance();
+        println!(
+            "{adapter:?}: {} instances {per_instance:?}",
+            per_instance.len()
+        );
+        assert!(per_instance.len() >= 8, "{adapter:?}: {per_instance:?}");
+        assert_eq!(mock.token_requests(), 1, "{adapter:?}");
+        assert_eq!(mock.api_requests(), 1000);
+        assert_eq!(mock.rejected_api_calls(), 0);
+        assert!(server.failures().is_empty(), "{:?}", server.failures());
+    }
+}
+
+/// Past the refresh point, 50 requests at once while the renewal's token request is held by
+/// the mock: all 50 are answered with the live token before the renewal ends (no caller waits
+/// for it), and there was one renewal. Once it ends, requests carry the new token.
+#[test]
+fn auth_a_renewal_under_concurrent_load_holds_no_caller() {
+    let (clock, mock) = world();
+    let server = auth_server(Adapter::None, &clock, &mock, &[], |o| P3Options {
+        max_concurrent: 100,
+        ..o
+    });
+    all_with(server.send_all(users(1)), 200);
+    let first = mock.issued_tokens();
+    // Tokens live 1,200 s, refreshed 60 s ahead: at 1,150 s the token is due and alive.
+    clock.advance(std::time::Duration::from_secs(1150));
+    let hold = mock.hold_token_answers();
+    all_with(server.send_all(users(50)), 200);
+    // Every caller was answered while the renewal's answer was still held.
+    assert_eq!(mock.token_requests(), 2);
+    let live = format!("Bearer {}", first[0]);
+    let during = bearers(&mock);
+    assert_eq!(during.len(), 51);
+    assert!(during.iter().all(|b| *b == live), "{during:?}");
+    drop(hold);
+    let renewed = (0..200).find_map(|_| {
+        all_with(server.send_all(users(1)), 200);
+        let last = bearers(&mock).pop().unwrap_or_default();
+        if last != live {
+            return Some(last);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        None
+    });
+    let renewed = renewed.expect("the renewal ended");
+    assert!(
+        mock.issued_tokens()
+            .iter()
+            .any(|t| renewed == format!("Bearer {t}"))
+    );
+    assert_eq!(mock.token_requests(), 2);
+    assert!(server.failures().is_empty(), "{:?}", server.failures());
+}
+
+const NATURAL_USER: &str = r#"{"FirstName":"Ada","LastName":"Lovelace"}"#;
+
+/// A revoked token: the API's 401 drops it, one renewal, and the request is sent once more
+/// with the same body and the new token; the caller sees only the answer to the resend.
+#[test]
+fn auth_a_revoked_token_costs_one_renewal_and_one_resend() {
+    let (clock, mock) = world();
+    let server = auth_server(Adapter::None, &clock, &mock, &[], |o| o);
+    all_with(server.send_all(users(1)), 200);
+    mock.revoke_tokens();
+    let answer = server
+        .send(p3::request(
+            "POST",
+            "/mangopay/users/natural",
+            &[("content-type", "application/json")],
+            NATURAL_USER,
+        ))
+        .expect("an answer");
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    assert_eq!(answer.text(), NATURAL_USER);
+    assert_eq!(mock.token_requests(), 2);
+    assert_eq!(mock.rejected_api_calls(), 1);
+    let posts: Vec<_> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/users/natural"))
+        .collect();
+    assert_eq!(posts.len(), 2, "the request and one resend");
+    assert!(posts.iter().all(|p| p.body == NATURAL_USER.as_bytes()));
+    assert_ne!(
+        posts[0].header("authorization"),
+        posts[1].header("authorization")
+    );
+    assert!(server.failures().is_empty(), "{:?}", server.failures());
+}
+
+/// A body over `MANGOPAY_AUTH_RESEND_BODY_MAX` is streamed and not kept: its 401 comes back as
+/// it is (no resend), the refused token is dropped all the same, so the next request renews.
+#[test]
+fn auth_a_body_over_the_resend_cap_is_not_sent_again() {
+    let (clock, mock) = world();
+    let extra = [("MANGOPAY_AUTH_RESEND_BODY_MAX", "16")];
+    let server = auth_server(Adapter::None, &clock, &mock, &extra, |o| o);
+    all_with(server.send_all(users(1)), 200);
+    mock.revoke_tokens();
+    let post = || p3::request("POST", "/mangopay/users/natural", &[], NATURAL_USER);
+    let answer = server.send(post()).expect("an answer");
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    assert_eq!(mock.token_requests(), 1);
+    let answer = server.send(post()).expect("an answer");
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    assert_eq!(mock.token_requests(), 2);
+    assert_eq!(mock.rejected_api_calls(), 1);
+}
+
+/// A 401 with Mangopay's Strong Customer Authentication challenge comes back untouched: no
+/// resend, no renewal, and the next request carries the same token.
+#[test]
+fn auth_an_sca_401_is_passed_through_and_the_token_kept() {
+    let (clock, mock) = world();
+    let server = auth_server(Adapter::None, &clock, &mock, &[], |o| o);
+    all_with(server.send_all(users(1)), 200);
+    let challenge = r#"{"Message":"SCA required","Type":"sca_required"}"#;
+    mock.push_api_canned(Canned {
+        headers: vec![(
+            "www-authenticate",
+            "PendingUserAction RedirectUrl=https://sca.mangopay.com/?token=x".into(),
+        )],
+        ..Canned::new(401, "application/json", challenge)
+    });
+    let answer = server
+        .send(p3::request(
+            "POST",
+            "/mangopay/users/natural",
+            &[],
+            NATURAL_USER,
+        ))
+        .expect("an answer");
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    assert_eq!(answer.text(), challenge);
+    all_with(server.send_all(users(1)), 200);
+    assert_eq!(mock.token_requests(), 1);
+    let bearers = bearers(&mock);
+    assert_eq!(bearers.len(), 3, "no resend");
+    assert!(bearers.iter().all(|b| *b == bearers[0]));
+}
+
+/// Bodies stream through byte for byte: 5 MiB (over the resend cap: piped as it comes) and
+/// 512 KiB (kept for a resend), each echoed back exact by the mock.
+#[test]
+fn auth_bodies_arrive_byte_exact() {
+    let (clock, mock) = world();
+    let server = auth_server(Adapter::None, &clock, &mock, &[], |o| o);
+    for len in [5 << 20, 512 << 10] {
+        let sent = payload(len);
+        let answer = server
+            .send(p3::request(
+                "POST",
+                "/mangopay/users/natural",
+                &[("content-type", "application/octet-stream")],
+                sent.clone(),
+            ))
+            .expect("an answer");
+        assert_eq!(answer.status, 201, "{len}");
+        assert!(answer.body == sent, "{len}: the echo differs");
+        let seen = mock.requests().pop().expect("the request");
+        assert_eq!(seen.body.len(), len);
+        assert!(seen.body == sent, "{len}: the mock got other bytes");
+    }
+    assert_eq!(mock.token_requests(), 1);
+}
+
+/// Bad credentials and a lockout reach the caller as a typed error (through the service's
+/// 502, which quotes the middleware's `error-code`): one token request for 50 requests, one
+/// more once the cool-down ends. With the store, instances share the cool-down.
+#[test]
+fn auth_bad_credentials_reach_the_caller_typed_one_token_request_per_cool_down() {
+    for (adapter, locked) in [
+        (Adapter::None, false),
+        (Adapter::None, true),
+        (Adapter::KeyvalueDraft2, false),
+    ] {
+        let (clock, mock) = world();
+        mock.set_locked(locked);
+        let extra = [("MANGOPAY_API_KEY", "sk-wrong")];
+        let server = auth_server(adapter, &clock, &mock, &extra, |o| P3Options {
+            max_requests: 5,
+            ..o
+        });
+        let case = match locked {
+            true => "locked-out status=400",
+            false => "invalid-credentials status=401",
+        };
+        for _ in 0..50 {
+            let answer = server
+                .send(p3::request("GET", "/users", &[], ""))
+                .expect("an answer");
+            assert_eq!(answer.status, 502);
+            let text = answer.text();
+            assert!(
+                text.starts_with(&format!(
+                    "upstream: ErrorCode::InternalError(Some(\"mangopay-auth: {case} retry-in-s="
+                )),
+                "{adapter:?}: {text}"
+            );
+        }
+        assert_eq!(mock.token_requests(), 1, "{adapter:?} locked {locked}");
+        assert!(server.instances() >= 10);
+        clock.advance(std::time::Duration::from_secs(61));
+        for _ in 0..10 {
+            let answer = server.send(p3::request("GET", "/users", &[], ""));
+            assert_eq!(answer.expect("an answer").status, 502);
+        }
+        assert_eq!(mock.token_requests(), 2, "{adapter:?} locked {locked}");
+        let event = match locked {
+            true => "event=locked-out",
+            false => "event=cool-down-started",
+        };
+        assert!(server.log().contains(event), "{}", server.log());
+    }
+}
+
+/// No secret in any output: the API key (alone or in its Basic form) and every token issued
+/// appear in no answer, no header, no operator log line (at debug level) and no failure,
+/// through a token fetch, a revoked token, a wrong key and a lockout.
+#[test]
+fn auth_no_secret_in_any_output() {
+    let (clock, mock) = world();
+    let debug = [("MANGOPAY_AUTH_LOG", "debug")];
+    let server = auth_server(Adapter::KeyvalueDraft2, &clock, &mock, &debug, |o| o);
+    let mut outputs = Vec::new();
+    let mut record = |answers: Vec<Result<Answer, String>>| {
+        for answer in answers {
+            match answer {
+                Ok(a) => {
+                    outputs.push(format!("{} {:?}", a.status, a.headers));
+                    outputs.push(String::from_utf8_lossy(&a.body).into_owned());
+                }
+                Err(e) => outputs.push(e),
+            }
+        }
+    };
+    record(server.send_all(users(5)));
+    // Revoking forgets them: every token issued, kept as it goes.
+    let mut tokens = mock.issued_tokens();
+    mock.revoke_tokens();
+    record(server.send_all(vec![p3::request(
+        "POST",
+        "/mangopay/users/natural",
+        &[],
+        "{}",
+    )]));
+    let wrong = auth_server(
+        Adapter::None,
+        &clock,
+        &mock,
+        &[("MANGOPAY_API_KEY", "sk-wrong"), debug[0]],
+        |o| o,
+    );
+    record(wrong.send_all(users(3)));
+    mock.set_locked(true);
+    clock.advance(std::time::Duration::from_secs(2000));
+    record(server.send_all(users(3)));
+    outputs.push(server.log());
+    outputs.push(wrong.log());
+    outputs.extend(server.failures());
+    outputs.extend(wrong.failures());
+    let basic = host_test::fixture::basic(CLIENT_ID, API_KEY);
+    let mut secrets = vec![API_KEY.to_owned(), basic["Basic ".len()..].to_owned()];
+    tokens.extend(mock.issued_tokens());
+    assert!(tokens.len() >= 2, "{tokens:?}");
+    secrets.extend(tokens);
+    assert!(
+        server.log().contains("event=token-fetched"),
+        "{}",
+        server.log()
+    );
+    for output in &outputs {
+        for secret in &secrets {
+            assert!(!output.contains(secret.as_str()), "a secret in {output}");
+        }
+    }
+}
