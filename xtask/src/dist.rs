@@ -1,6 +1,7 @@
 //! The deployable set: every component a user drops into a host, written to `target/dist/`
 //! with its registry metadata. Some are compositions: an adapter plugged into the
-//! `with-token-store` component, so that a platform's `wasi:keyvalue` carries the token store.
+//! `with-token-store` component or the WASI 0.3 middleware, so that a platform's
+//! `wasi:keyvalue` carries the token store.
 
 use crate::compose;
 use crate::metadata::{self, PackageMetadata};
@@ -17,8 +18,10 @@ pub struct Crate {
 
 /// A component users deploy: a crate's component, or an adapter's exports plugged into one.
 pub struct Deployable {
-    /// The component exporting `mangopay:auth/auth`.
+    /// The component exporting `mangopay:auth/auth`, or the middleware's `wasi:http/client`.
     pub component: Crate,
+    /// Its WIT package: the registry name in its metadata.
+    pub package: &'static str,
     /// An adapter whose exports satisfy the component's matching imports (`wac plug`).
     pub adapter: Option<Crate>,
     /// The file name in `target/dist/`.
@@ -43,27 +46,59 @@ pub const KEYVALUE_DRAFT: Crate = Crate {
     package: "mangopay-auth-keyvalue-draft",
     lib: "mangopay_auth_keyvalue_draft",
 };
+/// The WASI 0.3 `wasi:http/client` middleware (it imports `token-store`).
+pub const MIDDLEWARE: Crate = Crate {
+    package: "mangopay-auth-middleware",
+    lib: "mangopay_auth_middleware",
+};
+
+/// The WIT package of the WASI 0.2 worlds.
+pub const AUTH_PACKAGE: &str = "mangopay:auth";
+/// The WIT package of the middleware's world.
+pub const MIDDLEWARE_PACKAGE: &str = "mangopay:auth-middleware";
 
 pub const DEPLOYABLES: &[Deployable] = &[
     Deployable {
         component: STANDALONE,
+        package: AUTH_PACKAGE,
         adapter: None,
         file: "mangopay-auth.wasm",
     },
     Deployable {
         component: WITH_TOKEN_STORE,
+        package: AUTH_PACKAGE,
         adapter: None,
         file: "mangopay-auth-with-token-store.wasm",
     },
     Deployable {
         component: WITH_TOKEN_STORE,
+        package: AUTH_PACKAGE,
         adapter: Some(KEYVALUE_DRAFT2),
         file: "mangopay-auth-keyvalue-draft2.wasm",
     },
     Deployable {
         component: WITH_TOKEN_STORE,
+        package: AUTH_PACKAGE,
         adapter: Some(KEYVALUE_DRAFT),
         file: "mangopay-auth-keyvalue-draft.wasm",
+    },
+    Deployable {
+        component: MIDDLEWARE,
+        package: MIDDLEWARE_PACKAGE,
+        adapter: None,
+        file: "mangopay-auth-middleware.wasm",
+    },
+    Deployable {
+        component: MIDDLEWARE,
+        package: MIDDLEWARE_PACKAGE,
+        adapter: Some(KEYVALUE_DRAFT2),
+        file: "mangopay-auth-middleware-keyvalue-draft2.wasm",
+    },
+    Deployable {
+        component: MIDDLEWARE,
+        package: MIDDLEWARE_PACKAGE,
+        adapter: Some(KEYVALUE_DRAFT),
+        file: "mangopay-auth-middleware-keyvalue-draft.wasm",
     },
 ];
 
@@ -84,10 +119,12 @@ pub fn crates() -> Vec<Crate> {
 /// import (and, for Spin's adapter, its `wasi:cli/environment` import): what `dist` writes
 /// for the keyvalue deployables, before metadata.
 pub fn compose_keyvalue(adapter: &Path, auth_with_store: &Path) -> Result<Vec<u8>, String> {
-    compose::plug(
-        ("mangopay:keyvalue-adapter", adapter),
-        ("mangopay:auth", auth_with_store),
-    )
+    compose_adapter(adapter, (AUTH_PACKAGE, auth_with_store))
+}
+
+/// `adapter` plugged into `component` (its WIT package, its `.wasm`).
+pub fn compose_adapter(adapter: &Path, component: (&str, &Path)) -> Result<Vec<u8>, String> {
+    compose::plug(("mangopay:keyvalue-adapter", adapter), component)
 }
 
 /// Where `cargo build -p <package> --target wasm32-wasip2 --release` writes a crate's
@@ -151,10 +188,14 @@ pub fn write(
             let wasm = built(&deployable.component);
             let bytes = match &deployable.adapter {
                 None => std::fs::read(&wasm).map_err(|e| format!("{}: {e}", wasm.display()))?,
-                Some(adapter) => compose_keyvalue(&built(adapter), &wasm)?,
+                Some(adapter) => compose_adapter(&built(adapter), (deployable.package, &wasm))?,
             };
             let path = out.join(deployable.file);
-            let with_metadata = metadata::add_metadata(&bytes, metadata)?;
+            let metadata = PackageMetadata {
+                name: deployable.package.to_owned(),
+                ..metadata.clone()
+            };
+            let with_metadata = metadata::add_metadata(&bytes, &metadata)?;
             std::fs::write(&path, with_metadata).map_err(|e| format!("{}: {e}", path.display()))?;
             Ok(path)
         })

@@ -1,5 +1,7 @@
 //! The main job: build the component, load it in wasmtime, fetch and use a token; then serve
-//! the users-service example per request and count the token requests.
+//! the users-service example per request and count the token requests; then WASI 0.3: a
+//! service with no auth code behind `mangopay-auth-middleware`, served as `wasmtime serve`
+//! serves it, and count the token requests again.
 //!
 //! Without credentials in the environment it starts the embedded mock Mangopay on 127.0.0.1.
 //! With `MANGOPAY_CLIENT_ID` and `MANGOPAY_API_KEY` set (and optionally `MANGOPAY_ENVIRONMENT`,
@@ -11,6 +13,7 @@ use host_test::host::{Config, Environment, Error, Host, HttpRequest, InstanceOpt
 use host_test::http_client;
 use host_test::keyvalue::MapKv;
 use host_test::mock::MockMangopay;
+use host_test::p3::{self, Adapter, Middleware, P3Options, P3Server, P3Service};
 use host_test::serve::{self, Flavor, ServeOptions, Server, Service};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -238,10 +241,10 @@ fn per_request(mock: Option<&MockMangopay>, clock: &VirtualClock) -> Result<(), 
         server.instances(),
         sources.join(", ")
     );
-    match mock {
-        Some(mock) => wrong_key(mock, clock, service),
-        None => Ok(()),
+    if let Some(mock) = mock {
+        wrong_key(mock, clock, service)?;
     }
+    middleware(mock, clock)
 }
 
 /// The same host with a wrong API key: the first instance meets the 401 and shares the
@@ -278,5 +281,73 @@ fn wrong_key(
     for line in server.log().lines() {
         println!("operator log: {line}");
     }
+    Ok(())
+}
+
+/// Concurrent requests per batch in the WASI 0.3 part, and batches.
+const AT_ONCE: usize = 20;
+const BATCHES: usize = 5;
+
+/// WASI 0.3: users-p3, a service with no auth code (it calls Mangopay through plain
+/// `wasi:http/client`), with `mangopay-auth-middleware` plugged into that import and the
+/// Spin-style adapter into the middleware's store, served as `wasmtime serve` serves p3
+/// (instances reused for up to 16 requests at once and 128 in all).
+fn middleware(mock: Option<&MockMangopay>, clock: &VirtualClock) -> Result<(), String> {
+    let composed = p3::users_p3(Middleware::Auth, Adapter::KeyvalueDraft2);
+    let service = Arc::new(
+        P3Service::load(&composed).map_err(|e| format!("loading {}: {e}", composed.display()))?,
+    );
+    let env = match mock {
+        Some(mock) => vec![
+            ("MANGOPAY_CLIENT_ID".to_owned(), "demo-client".to_owned()),
+            ("MANGOPAY_API_KEY".to_owned(), "demo-api-key".to_owned()),
+            ("MANGOPAY_BASE_URL".to_owned(), mock.base_url()),
+        ],
+        None => std::env::vars()
+            .filter(|(name, _)| name.starts_with("MANGOPAY_"))
+            .collect(),
+    };
+    let options = P3Options {
+        env,
+        clock: mock.map(|_| clock.clone()),
+        keyvalue: Some(Arc::new(MapKv::new())),
+        ..P3Options::default()
+    };
+    let server = P3Server::start(service, options);
+    println!(
+        "WASI 0.3 host at {} (instances reused as `wasmtime serve` reuses them): users-p3, \
+         which has no auth code, with mangopay-auth-middleware plugged into its \
+         wasi:http/client@0.3.0",
+        server.url()
+    );
+    let before = mock.map(MockMangopay::token_requests);
+    let mut answered = 0;
+    for _ in 0..BATCHES {
+        let requests = (0..AT_ONCE)
+            .map(|_| p3::request("GET", "/users?per_page=1", &[], ""))
+            .collect();
+        for answer in server.send_all(requests) {
+            let answer = answer?;
+            if answer.status != 200 {
+                return Err(format!(
+                    "GET /users answered {}: {}",
+                    answer.status,
+                    answer.text()
+                ));
+            }
+            answered += 1;
+        }
+    }
+    let made = match (mock, before) {
+        (Some(mock), Some(before)) => (mock.token_requests() - before).to_string(),
+        _ => "see the operator log".to_owned(),
+    };
+    println!(
+        "GET /users x{} ({BATCHES} batches of {AT_ONCE} at once): {answered} answered by {} \
+         instance(s) (requests per instance {:?}), token requests made: {made}",
+        BATCHES * AT_ONCE,
+        server.instances(),
+        server.requests_per_instance(),
+    );
     Ok(())
 }

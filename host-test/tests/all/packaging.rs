@@ -55,6 +55,33 @@ const WASMCLOUD_IMPORTS: &[&str] = &[
     "wasi:keyvalue/store@0.2.0-draft",
     "wasi:keyvalue/atomics@0.2.0-draft",
 ];
+/// The middleware's export (and the client it wraps).
+const CLIENT: &str = "wasi:http/client@0.3.0";
+/// The middleware's imports besides WASI 0.2: WASI 0.3's and its store's (one list each).
+const MIDDLEWARE_IMPORTS: &[&str] = &[
+    CLIENT,
+    "wasi:http/types@0.3.0",
+    "wasi:clocks/monotonic-clock@0.3.0",
+    "wasi:clocks/types@0.3.0",
+    TOKEN_STORE,
+];
+const MIDDLEWARE_SPIN_IMPORTS: &[&str] = &[
+    CLIENT,
+    "wasi:http/types@0.3.0",
+    "wasi:clocks/monotonic-clock@0.3.0",
+    "wasi:clocks/types@0.3.0",
+    "wasi:keyvalue/store@0.2.0-draft2",
+    "wasi:keyvalue/atomics@0.2.0-draft2",
+    "wasi:config/store@0.2.0-draft-2024-09-27",
+];
+const MIDDLEWARE_WASMCLOUD_IMPORTS: &[&str] = &[
+    CLIENT,
+    "wasi:http/types@0.3.0",
+    "wasi:clocks/monotonic-clock@0.3.0",
+    "wasi:clocks/types@0.3.0",
+    "wasi:keyvalue/store@0.2.0-draft",
+    "wasi:keyvalue/atomics@0.2.0-draft",
+];
 
 /// What a component's world imports and exports.
 struct Surface {
@@ -199,6 +226,19 @@ fn intended(
         "mangopay-auth-keyvalue-draft.wasm" => {
             Some((&[AUTH], WASMCLOUD_IMPORTS, WASMCLOUD_IMPORTS))
         }
+        // The middleware: no wasi:http/outgoing-handler (it sends through the client it
+        // wraps), and the store as the WASI 0.2 worlds have it.
+        "mangopay-auth-middleware.wasm" => {
+            Some((&[CLIENT], MIDDLEWARE_IMPORTS, &[CLIENT, TOKEN_STORE]))
+        }
+        "mangopay-auth-middleware-keyvalue-draft2.wasm" => {
+            Some((&[CLIENT], MIDDLEWARE_SPIN_IMPORTS, MIDDLEWARE_SPIN_IMPORTS))
+        }
+        "mangopay-auth-middleware-keyvalue-draft.wasm" => Some((
+            &[CLIENT],
+            MIDDLEWARE_WASMCLOUD_IMPORTS,
+            MIDDLEWARE_WASMCLOUD_IMPORTS,
+        )),
         _ => None,
     }
 }
@@ -215,6 +255,7 @@ fn every_deployable_in_target_dist_has_its_intended_surface_and_metadata() {
         "mangopay-auth-with-token-store" => artifact::store_component_wasm().to_path_buf(),
         "mangopay-auth-keyvalue-draft2" => artifact::keyvalue_draft2_wasm().to_path_buf(),
         "mangopay-auth-keyvalue-draft" => artifact::keyvalue_draft_wasm().to_path_buf(),
+        "mangopay-auth-middleware" => host_test::p3::middleware_wasm().to_path_buf(),
         other => panic!("the harness does not build {other}: add it to build.rs"),
     };
     let written = dist::assemble(&out, built, &meta).expect("dist writes");
@@ -242,11 +283,20 @@ fn every_deployable_in_target_dist_has_its_intended_surface_and_metadata() {
         let surface = surface(&file, &path);
         surface.assert_exports(exports);
         surface.assert_imports(extra, required);
-        assert_full_auth_interface(&surface);
+        let package = match exports {
+            [AUTH] => {
+                assert_full_auth_interface(&surface);
+                dist::AUTH_PACKAGE
+            }
+            _ => {
+                assert_eq!(surface.exported_functions(CLIENT), ["send"], "{file}");
+                dist::MIDDLEWARE_PACKAGE
+            }
+        };
         let read = metadata::read_metadata(&std::fs::read(&path).expect("read")).expect("metadata");
         assert_eq!(
             read.get("name").map(String::as_str),
-            Some("mangopay:auth"),
+            Some(package),
             "{file}"
         );
         assert_eq!(read.get("version"), Some(&meta.version), "{file}");

@@ -542,3 +542,15 @@ fn spin_without_key_value_stores_every_request_makes_a_token_request() {
         at.token_requests()
     );
 }
+
+#[test]
+fn zz_scratch_world() {
+    let wasm = host_test::p3::users_p3(
+        host_test::p3::Middleware::Auth,
+        host_test::p3::Adapter::KeyvalueDraft2,
+    );
+    let (i, e) = host_test::p3::world_of(&wasm).unwrap();
+    println!("{}\nIMPORTS {i:#?}\nEXPORTS {e:#?}", wasm.display());
+    let (i, e) = host_test::p3::world_of(host_test::p3::users_p3_wasm()).unwrap();
+    println!("SERVICE IMPORTS {i:#?}\nEXPORTS {e:#?}");
+}

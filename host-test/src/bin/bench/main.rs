@@ -22,6 +22,7 @@ mod economy;
 mod instantiation;
 mod machine;
 mod measure;
+mod middleware;
 mod per_request;
 mod report;
 mod setup;
@@ -37,7 +38,7 @@ use std::process::ExitCode;
 type Section = fn(&Setup, &mut Report) -> Result<(), String>;
 
 /// The sections, numbered from 1 in this order.
-const SECTIONS: [(&str, Section); 7] = [
+const SECTIONS: [(&str, Section); 8] = [
     ("cached path", cached::section),
     ("instantiation", instantiation::section),
     ("cold token", cold::section),
@@ -45,6 +46,7 @@ const SECTIONS: [(&str, Section); 7] = [
     ("size", size::section),
     ("per-request path", per_request::section),
     ("renewal stall", stall::section),
+    ("WASI 0.3 middleware", middleware::section),
 ];
 
 fn main() -> ExitCode {
