@@ -1,6 +1,9 @@
 //! The real platforms in the test suite: Spin (`spin up`) and wasmCloud (`wash dev`), serving
 //! the users-service example composed with their `target/dist/` artifact, with the files the
-//! example ships (`examples/users-service/spin.toml`, `examples/users-service/.wash/config.yaml`).
+//! example ships (`examples/users-service/spin.toml`, `examples/users-service/.wash/config.yaml`);
+//! and Spin serving the WASI 0.3 users-p3 example with the middleware and Spin's adapter
+//! plugged in (`target/dist/mangopay-auth-middleware-keyvalue-draft2.wasm`), with
+//! `examples/users-p3/spin.toml`.
 //!
 //! This module finds the tools (and installs wash where it is missing), composes what they
 //! serve, writes each run's files into a folder of the system temp dir (state, logs, the
@@ -229,35 +232,38 @@ fn install_wash(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `examples/users-service` composed with the platform's `target/dist/` artifact, once per
-/// process: the deployable set is written as `cargo xtask dist` writes it (`dist::write`, from
-/// the components the build script built, without `jco opt`'s size optimisation) into this
-/// run's temp folder, not into `target/dist/` itself, which the packaging test rewrites
-/// meanwhile (as another test binary running at the same time could).
-pub fn served_wasm(platform: Platform) -> Result<PathBuf, String> {
+/// The deployable set, once per process, written as `cargo xtask dist` writes it
+/// (`dist::write`, from the components the build script built, without `jco opt`'s size
+/// optimisation) into this run's temp folder, not into `target/dist/` itself, which the
+/// packaging test rewrites meanwhile (as another test binary running at the same time could).
+fn dist_dir() -> Result<PathBuf, String> {
     static DIST: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DIST.get_or_init(|| {
+        let out = run_dir()?.join("dist");
+        let meta = xtask::metadata::workspace_metadata(None, None)?;
+        let built = |c: &xtask::dist::Crate| match c.package {
+            "mangopay-auth-standalone" => crate::artifact::component_wasm().to_path_buf(),
+            "mangopay-auth-with-token-store" => {
+                crate::artifact::store_component_wasm().to_path_buf()
+            }
+            "mangopay-auth-keyvalue-draft2" => {
+                crate::artifact::keyvalue_draft2_wasm().to_path_buf()
+            }
+            "mangopay-auth-keyvalue-draft" => crate::artifact::keyvalue_draft_wasm().to_path_buf(),
+            "mangopay-auth-middleware" => crate::p3::middleware_wasm().to_path_buf(),
+            other => PathBuf::from(format!("the harness does not build {other}")),
+        };
+        xtask::dist::write(&out, built, &meta)?;
+        Ok(out)
+    })
+    .clone()
+}
+
+/// `examples/users-service` composed with the platform's `target/dist/` artifact (of
+/// [`dist_dir`]), once per process.
+pub fn served_wasm(platform: Platform) -> Result<PathBuf, String> {
     static COMPOSED: [OnceLock<Result<PathBuf, String>>; 2] = [OnceLock::new(), OnceLock::new()];
-    let dist = DIST
-        .get_or_init(|| {
-            let out = run_dir()?.join("dist");
-            let meta = xtask::metadata::workspace_metadata(None, None)?;
-            let built = |c: &xtask::dist::Crate| match c.package {
-                "mangopay-auth-standalone" => crate::artifact::component_wasm().to_path_buf(),
-                "mangopay-auth-with-token-store" => {
-                    crate::artifact::store_component_wasm().to_path_buf()
-                }
-                "mangopay-auth-keyvalue-draft2" => {
-                    crate::artifact::keyvalue_draft2_wasm().to_path_buf()
-                }
-                "mangopay-auth-keyvalue-draft" => {
-                    crate::artifact::keyvalue_draft_wasm().to_path_buf()
-                }
-                other => PathBuf::from(format!("the harness does not build {other}")),
-            };
-            xtask::dist::write(&out, built, &meta)?;
-            Ok(out)
-        })
-        .clone()?;
+    let dist = dist_dir()?;
     COMPOSED[platform as usize]
         .get_or_init(|| {
             let composed = xtask::compose::plug(

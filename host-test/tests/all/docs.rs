@@ -107,12 +107,14 @@ fn rust_snippets_are_compiled_code() {
     );
 }
 
-/// The WIT a ```wit block may quote: the package the components export and the examples'
-/// worlds.
+/// The WIT a ```wit block may quote: the package the components export, the middleware's
+/// world and the examples' worlds.
 const WIT_SOURCES: &[&str] = &[
     "wit/auth.wit",
+    "components/middleware/wit/world.wit",
     "examples/list-users/wit/world.wit",
     "examples/users-service/wit/world.wit",
+    "examples/users-p3/wit/world.wit",
 ];
 
 /// The worlds of [`WIT_SOURCES`]: a block that declares one of these is quoting it, not
