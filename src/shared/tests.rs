@@ -411,3 +411,53 @@ fn a_token_published_just_before_the_lease_was_won_is_adopted_not_fetched_again(
     let lease = store.value(&keys.lease).expect("a released marker");
     assert!(String::from_utf8_lossy(&lease).contains(r#""released":true"#));
 }
+
+/// The lease wait as an async driver sees it: no sleep inside the core, but `Action::Sleep`
+/// with the doubling pause, until the other instance's token is in the store; then the
+/// renewal ends adopting it, with no token request.
+#[test]
+fn a_renewal_waiting_for_another_instances_lease_asks_its_driver_to_sleep() {
+    use crate::lifecycle::{Action, Begin};
+    use crate::retry::Deadline;
+    let (transport, clock, store) = shared_parts();
+    transport.answer(200, &token_body("own", 1200));
+    let client = shared_client(&transport, &clock, &store);
+    let tokens = &client.tokens;
+    let keys = keys();
+    let settings = Settings::new(config()).expect("valid");
+    store.insert(&keys.lease, &lease_value(&keys.id, lease_ttl(&settings)));
+    let Begin::Renew(mut renewal) = tokens.begin(clock.monotonic()) else {
+        panic!("no token: a renewal");
+    };
+    let deadline = Deadline::start(&clock, settings.retry.budget);
+    let mut pauses = Vec::new();
+    for _ in 0..3 {
+        match tokens.next(&mut renewal, &deadline) {
+            Action::Sleep(pause) => {
+                clock.advance(pause);
+                deadline.slept(pause);
+                pauses.push(pause.as_millis());
+            }
+            _ => panic!("the lease is held: wait"),
+        }
+    }
+    assert_eq!(pauses, [5, 10, 20]);
+    assert_eq!(
+        clock.slept(),
+        Duration::ZERO,
+        "the core slept nothing itself"
+    );
+    let published = SharedToken {
+        access_token: crate::secret::Secret::new("leaders".into()),
+        token_type: "bearer".into(),
+        expires_in: 1200,
+        expires_at_ms: (1_800_000_000 + 1200) * 1000,
+    };
+    store.insert(&keys.token, published.encode(&keys.id).expose().as_bytes());
+    let Action::Done(Ok(_)) = tokens.next(&mut renewal, &deadline) else {
+        panic!("adopted");
+    };
+    let (bearer, _) = tokens.usable(clock.monotonic()).expect("the adopted token");
+    assert_eq!(bearer.expose(), "Bearer leaders");
+    assert_eq!(transport.sent(), 0);
+}
