@@ -6,7 +6,6 @@ use crate::clock::VirtualClock;
 use crate::keyvalue::{KvCtx, KvState, KvView};
 use crate::store::HostStore;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -42,28 +41,6 @@ pub struct State {
     kv: KvCtx,
 }
 
-impl bindings::mangopay::auth::token_store::Host for State {
-    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
-        self.store()?.get(&key)
-    }
-
-    fn compare_and_swap(
-        &mut self,
-        key: String,
-        expected: Option<Vec<u8>>,
-        value: Vec<u8>,
-        ttl_ms: u64,
-    ) -> Result<bool, String> {
-        let ttl = Duration::from_millis(ttl_ms);
-        self.store()?
-            .compare_and_swap(&key, expected.as_deref(), &value, ttl)
-    }
-
-    fn delete(&mut self, key: String) -> Result<(), String> {
-        self.store()?.delete(&key)
-    }
-}
-
 impl State {
     /// State with `wasi`, wasi:http over the network and no token store: what a component
     /// that imports only WASI 0.2 needs (the composed example, for one).
@@ -87,11 +64,13 @@ impl State {
     pub fn with_keyvalue(self, kv: KvCtx) -> State {
         State { kv, ..self }
     }
+}
 
-    fn store(&self) -> Result<&Arc<dyn HostStore>, String> {
-        self.store
-            .as_ref()
-            .ok_or_else(|| "this host has no token store".to_owned())
+crate::store::token_store_host!(State);
+
+impl crate::store::WithHostStore for State {
+    fn host_store(&self) -> Option<&Arc<dyn HostStore>> {
+        self.store.as_ref()
     }
 }
 

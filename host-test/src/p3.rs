@@ -301,42 +301,20 @@ impl WasiHttpView for P3State {
     }
 }
 
+crate::store::token_store_host!(P3State);
+
+impl crate::store::WithHostStore for P3State {
+    fn host_store(&self) -> Option<&Arc<dyn HostStore>> {
+        self.store.as_ref()
+    }
+}
+
 impl KvState for P3State {
     fn kv(&mut self) -> KvView<'_> {
         KvView {
             ctx: &self.kv,
             table: &mut self.table,
         }
-    }
-}
-
-impl P3State {
-    fn store(&self) -> Result<&Arc<dyn HostStore>, String> {
-        self.store
-            .as_ref()
-            .ok_or_else(|| "this host has no token store".to_owned())
-    }
-}
-
-impl token_store::Host for P3State {
-    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
-        self.store()?.get(&key)
-    }
-
-    fn compare_and_swap(
-        &mut self,
-        key: String,
-        expected: Option<Vec<u8>>,
-        value: Vec<u8>,
-        ttl_ms: u64,
-    ) -> Result<bool, String> {
-        let ttl = Duration::from_millis(ttl_ms);
-        self.store()?
-            .compare_and_swap(&key, expected.as_deref(), &value, ttl)
-    }
-
-    fn delete(&mut self, key: String) -> Result<(), String> {
-        self.store()?.delete(&key)
     }
 }
 

@@ -5,10 +5,54 @@ use crate::clock::VirtualClock;
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What the component's `token-store` import calls. Errors are texts for the component.
+/// A host state that may hold a token store; `token_store_host!` makes it implement the
+/// `token-store` import over it.
+pub trait WithHostStore {
+    fn host_store(&self) -> Option<&Arc<dyn HostStore>>;
+
+    /// The store, or why the import fails.
+    fn held_store(&self) -> Result<&Arc<dyn HostStore>, String> {
+        self.host_store()
+            .ok_or_else(|| "this host has no token store".to_owned())
+    }
+}
+
+/// `impl token_store::Host for $state` over its [`WithHostStore`] (a blanket impl would
+/// collide with bindgen's own for `&mut T`).
+macro_rules! token_store_host {
+    ($state:ty) => {
+        impl $crate::host::bindings::mangopay::auth::token_store::Host for $state {
+            fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
+                use $crate::store::WithHostStore;
+                self.held_store()?.get(&key)
+            }
+
+            fn compare_and_swap(
+                &mut self,
+                key: String,
+                expected: Option<Vec<u8>>,
+                value: Vec<u8>,
+                ttl_ms: u64,
+            ) -> Result<bool, String> {
+                use $crate::store::WithHostStore;
+                let ttl = std::time::Duration::from_millis(ttl_ms);
+                self.held_store()?
+                    .compare_and_swap(&key, expected.as_deref(), &value, ttl)
+            }
+
+            fn delete(&mut self, key: String) -> Result<(), String> {
+                use $crate::store::WithHostStore;
+                self.held_store()?.delete(&key)
+            }
+        }
+    };
+}
+pub(crate) use token_store_host;
+
 pub trait HostStore: Send + Sync {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
     fn compare_and_swap(

@@ -129,3 +129,36 @@ macro_rules! transport_error_from_code {
         }
     };
 }
+
+/// `struct HostStore`: the imported `mangopay:auth/token-store` (its bindings module given as
+/// a path, e.g. `mangopay::auth::token_store`) as the core client's `TokenStore`. Each world's
+/// bindings make a module of their own, so the one adapter is a macro expanded over each.
+#[macro_export]
+macro_rules! host_token_store {
+    ($($module:ident)::+) => {
+        /// The imported `token-store`, as the core client's store.
+        pub(crate) struct HostStore;
+
+        impl ::mangopay_auth::TokenStore for HostStore {
+            fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ::mangopay_auth::StoreError> {
+                $($module)::+::get(key).map_err(::mangopay_auth::StoreError)
+            }
+
+            fn compare_and_swap(
+                &self,
+                key: &str,
+                expected: Option<&[u8]>,
+                value: &[u8],
+                ttl: ::std::time::Duration,
+            ) -> Result<bool, ::mangopay_auth::StoreError> {
+                let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+                $($module)::+::compare_and_swap(key, expected, value, ttl_ms)
+                    .map_err(::mangopay_auth::StoreError)
+            }
+
+            fn delete(&self, key: &str) -> Result<(), ::mangopay_auth::StoreError> {
+                $($module)::+::delete(key).map_err(::mangopay_auth::StoreError)
+            }
+        }
+    };
+}

@@ -175,6 +175,21 @@ fn run() -> Result<(), String> {
     per_request(mock.as_ref(), &clock)
 }
 
+/// What the served instances see: the demo account at the mock, or, with real credentials,
+/// the same `MANGOPAY_*` variables as this process.
+fn instance_env(mock: Option<&MockMangopay>) -> Vec<(String, String)> {
+    match mock {
+        Some(mock) => vec![
+            ("MANGOPAY_CLIENT_ID".to_owned(), "demo-client".to_owned()),
+            ("MANGOPAY_API_KEY".to_owned(), "demo-api-key".to_owned()),
+            ("MANGOPAY_BASE_URL".to_owned(), mock.base_url()),
+        ],
+        None => std::env::vars()
+            .filter(|(name, _)| name.starts_with("MANGOPAY_"))
+            .collect(),
+    }
+}
+
 /// Requests the per-request part sends.
 const REQUESTS: usize = 20;
 
@@ -185,17 +200,7 @@ fn per_request(mock: Option<&MockMangopay>, clock: &VirtualClock) -> Result<(), 
     let composed = serve::users_service(Flavor::KeyvalueDraft2);
     let service =
         Arc::new(Service::load(composed).map_err(|e| format!("loading {composed:?}: {e}"))?);
-    let env = match mock {
-        Some(mock) => vec![
-            ("MANGOPAY_CLIENT_ID".to_owned(), "demo-client".to_owned()),
-            ("MANGOPAY_API_KEY".to_owned(), "demo-api-key".to_owned()),
-            ("MANGOPAY_BASE_URL".to_owned(), mock.base_url()),
-        ],
-        // Real credentials: the instances see the same MANGOPAY_* variables as this process.
-        None => std::env::vars()
-            .filter(|(name, _)| name.starts_with("MANGOPAY_"))
-            .collect(),
-    };
+    let env = instance_env(mock);
     let options = ServeOptions {
         env,
         clock: mock.map(|_| clock.clone()),
@@ -297,16 +302,7 @@ fn middleware(mock: Option<&MockMangopay>, clock: &VirtualClock) -> Result<(), S
     let service = Arc::new(
         P3Service::load(&composed).map_err(|e| format!("loading {}: {e}", composed.display()))?,
     );
-    let env = match mock {
-        Some(mock) => vec![
-            ("MANGOPAY_CLIENT_ID".to_owned(), "demo-client".to_owned()),
-            ("MANGOPAY_API_KEY".to_owned(), "demo-api-key".to_owned()),
-            ("MANGOPAY_BASE_URL".to_owned(), mock.base_url()),
-        ],
-        None => std::env::vars()
-            .filter(|(name, _)| name.starts_with("MANGOPAY_"))
-            .collect(),
-    };
+    let env = instance_env(mock);
     let options = P3Options {
         env,
         clock: mock.map(|_| clock.clone()),
