@@ -17,6 +17,14 @@ pub mod store;
 
 use std::path::Path;
 
+/// The value of the first header named `name` (names as recorded: lower-cased).
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// The workspace root.
 pub fn workspace() -> &'static Path {
     xtask::workspace()

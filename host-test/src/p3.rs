@@ -210,10 +210,7 @@ pub struct Outgoing {
 
 impl Outgoing {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        crate::header(&self.headers, name)
     }
 }
 
@@ -856,10 +853,7 @@ pub struct Answer {
 
 impl Answer {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        crate::header(&self.headers, name)
     }
 
     /// The body as text (lossy).

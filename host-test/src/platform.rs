@@ -1,9 +1,10 @@
 //! The real platforms in the test suite: Spin (`spin up`) and wasmCloud (`wash dev`), serving
 //! the users-service example composed with their `target/dist/` artifact, with the files the
 //! example ships (`examples/users-service/spin.toml`, `examples/users-service/.wash/config.yaml`);
-//! and Spin serving the WASI 0.3 users-p3 example with the middleware and Spin's adapter
-//! plugged in (`target/dist/mangopay-auth-middleware-keyvalue-draft2.wasm`), with
-//! `examples/users-p3/spin.toml`.
+//! and both serving the WASI 0.3 users-p3 example with the middleware and their adapter
+//! plugged in (`target/dist/mangopay-auth-middleware-keyvalue-draft2.wasm`,
+//! `mangopay-auth-middleware-keyvalue-draft.wasm`), with `examples/users-p3/spin.toml` and
+//! `examples/users-p3/.wash/config.yaml`.
 //!
 //! This module finds the tools (and installs wash where it is missing), composes what they
 //! serve, writes each run's files into a folder of the system temp dir (state, logs, the
@@ -50,6 +51,15 @@ impl Platform {
         match self {
             Platform::Spin => "mangopay-auth-keyvalue-draft2.wasm",
             Platform::Wasmcloud => "mangopay-auth-keyvalue-draft.wasm",
+        }
+    }
+
+    /// The file in `target/dist/` that puts the WASI 0.3 middleware on the platform: the
+    /// middleware with the platform's keyvalue adapter plugged into its `token-store` import.
+    pub fn middleware_artifact(self) -> &'static str {
+        match self {
+            Platform::Spin => "mangopay-auth-middleware-keyvalue-draft2.wasm",
+            Platform::Wasmcloud => "mangopay-auth-middleware-keyvalue-draft.wasm",
         }
     }
 
@@ -277,6 +287,31 @@ pub fn served_wasm(platform: Platform) -> Result<PathBuf, String> {
         .clone()
 }
 
+/// `examples/users-p3` with the platform's middleware deployable (of [`dist_dir`],
+/// [`Platform::middleware_artifact`]) plugged into its `wasi:http/client@0.3.0` import, once
+/// per process and platform: what the header of `examples/users-p3/spin.toml` (and of
+/// `examples/users-p3/.wash/config.yaml`) has the user build with `wac plug` (the same graph
+/// as `crate::p3::users_p3(Middleware::Auth, Adapter::KeyvalueDraft2)` or `KeyvalueDraft`,
+/// which `xtask::compose::middleware` plugs in one go).
+pub fn served_p3_wasm(platform: Platform) -> Result<PathBuf, String> {
+    static COMPOSED: [OnceLock<Result<PathBuf, String>>; 2] = [OnceLock::new(), OnceLock::new()];
+    COMPOSED[platform as usize]
+        .get_or_init(|| {
+            let front = dist_dir()?.join(platform.middleware_artifact());
+            let composed = xtask::compose::plug(
+                (xtask::dist::MIDDLEWARE_PACKAGE, &front),
+                (
+                    xtask::compose::P3_SERVICE_PACKAGE,
+                    crate::p3::users_p3_wasm(),
+                ),
+            )?;
+            let path = run_dir()?.join(format!("users-p3-{}.wasm", platform.slug()));
+            std::fs::write(&path, composed).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(path)
+        })
+        .clone()
+}
+
 /// Starts `command` so that it dies with this process: on Linux the child asks for SIGKILL
 /// when its parent thread ends (`PR_SET_PDEATHSIG`), and the thread that spawns every platform
 /// process lives as long as the test binary. (A test thread would not do: it ends with its
@@ -404,6 +439,9 @@ fn symlink(target: &Path, link: &Path) -> Result<(), String> {
     linked.map_err(|e| format!("{} -> {}: {e}", link.display(), target.display()))
 }
 
+/// The path the platforms are polled on until the service answers it (with its 404).
+pub const READY_PATH: &str = "/platform-test-ready";
+
 /// A running platform process, serving on `url`. It lives as long as the test binary.
 pub struct PlatformProcess {
     pub name: String,
@@ -415,12 +453,14 @@ pub struct PlatformProcess {
 }
 
 impl PlatformProcess {
-    /// Spawns `command` (its output to `log`) and waits until the service answers on `url`.
+    /// Spawns `command` (its output to `log`) and waits until the service answers on `url`
+    /// with a 404 carrying `not_found`.
     fn start(
         name: String,
         mut command: Command,
         url: String,
         log: PathBuf,
+        not_found: &str,
     ) -> Result<Self, String> {
         let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
@@ -437,17 +477,17 @@ impl PlatformProcess {
             child: Mutex::new(child),
             ready_in: Duration::ZERO,
         };
-        process.wait_ready(started)
+        process.wait_ready(started, not_found)
     }
 
-    /// Polls until the service (not the platform) answers: the users-service's own 404 for a
-    /// path it does not serve. No token is spent on it.
-    fn wait_ready(mut self, started: Instant) -> Result<Self, String> {
+    /// Polls until the service (not the platform) answers: the service's own 404 for a path
+    /// it does not serve, carrying `not_found`. No token is spent on it.
+    fn wait_ready(mut self, started: Instant, not_found: &str) -> Result<Self, String> {
         const PATIENCE: Duration = Duration::from_secs(180);
         loop {
-            if let Ok(reply) = serve::get(&format!("{}/platform-test-ready", self.url))
+            if let Ok(reply) = serve::get(&format!("{}{READY_PATH}", self.url))
                 && reply.status == 404
-                && reply.body.contains("not found: try GET /users")
+                && reply.body.contains(not_found)
             {
                 self.ready_in = started.elapsed();
                 return Ok(self);
@@ -511,14 +551,63 @@ pub struct SpinComponent {
     pub key_value_store: bool,
 }
 
-/// The shipped Spin manifest.
-pub fn spin_manifest_path() -> PathBuf {
-    crate::workspace().join("examples/users-service/spin.toml")
+/// An example with its platform files (`<folder>/spin.toml`, a `users` component serving
+/// `source`; `<folder>/.wash/config.yaml`, `build.component_path`), and the text of the 404
+/// its service answers for [`READY_PATH`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Example {
+    /// The example's folder, from the workspace root.
+    pub folder: &'static str,
+    pub not_found: &'static str,
 }
 
-/// The shipped wash project configuration.
+/// `examples/users-service` (WASI 0.2) composed with the platform's artifact.
+pub const USERS_SERVICE: Example = Example {
+    folder: "examples/users-service",
+    not_found: "not found: try GET /users",
+};
+
+/// `examples/users-p3` (WASI 0.3) with the middleware and the platform's adapter plugged in.
+pub const USERS_P3: Example = Example {
+    folder: "examples/users-p3",
+    not_found: "/platform-test-ready: no such route",
+};
+
+impl Example {
+    /// The shipped Spin manifest.
+    pub fn manifest_path(self) -> PathBuf {
+        crate::workspace().join(self.folder).join("spin.toml")
+    }
+
+    /// The shipped wash project configuration.
+    pub fn wash_config_path(self) -> PathBuf {
+        crate::workspace()
+            .join(self.folder)
+            .join(".wash/config.yaml")
+    }
+
+    /// The example's name: its folder's.
+    pub fn name(self) -> &'static str {
+        self.folder.rsplit('/').next().unwrap_or(self.folder)
+    }
+
+    /// `name` after the example's, to tell apart the runs of one example.
+    fn label(self, name: &str) -> String {
+        match name {
+            "" => self.name().to_owned(),
+            name => format!("{}-{name}", self.name()),
+        }
+    }
+}
+
+/// The users-service's shipped Spin manifest.
+pub fn spin_manifest_path() -> PathBuf {
+    USERS_SERVICE.manifest_path()
+}
+
+/// The users-service's shipped wash project configuration.
 pub fn wash_config_path() -> PathBuf {
-    crate::workspace().join("examples/users-service/.wash/config.yaml")
+    USERS_SERVICE.wash_config_path()
 }
 
 fn toml_string(value: &str) -> String {
@@ -541,8 +630,8 @@ fn toml_strings<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 /// The shipped manifest followed by `extra`: each a copy of the `users` component's
-/// `source`, `allowed_outbound_hosts`, `key_value_stores` and variables, with its own route
-/// and variables. Returns the manifest and the `users` component's `source`.
+/// `source`, `allowed_outbound_hosts`, `key_value_stores`, variables and environment, with its
+/// own route and variables. Returns the manifest and the `users` component's `source`.
 pub fn spin_manifest(shipped: &str, extra: &[SpinComponent]) -> Result<(String, String), String> {
     let doc: toml_edit::Document<String> = shipped
         .to_owned()
@@ -571,15 +660,19 @@ pub fn spin_manifest(shipped: &str, extra: &[SpinComponent]) -> Result<(String, 
     let source = string(users.get("source"), "source")?;
     let hosts = strings("allowed_outbound_hosts");
     let stores = strings("key_value_stores");
-    let shipped_variables: Vec<(String, String)> = users
-        .get("variables")
-        .and_then(toml_edit::Item::as_table_like)
-        .map(|t| {
-            t.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.to_owned(), v.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let table = |key: &str| -> Vec<(String, String)> {
+        users
+            .get(key)
+            .and_then(toml_edit::Item::as_table_like)
+            .map(|t| {
+                t.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.to_owned(), v.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let shipped_variables = table("variables");
+    let shipped_environment = table("environment");
     let mut manifest = shipped.trim_end().to_owned();
     manifest.push_str("\n\n# Added by the platform tests (host-test/src/platform.rs): copies of\n");
     manifest.push_str("# [component.users], each with its own route and variables.\n");
@@ -607,27 +700,66 @@ pub fn spin_manifest(shipped: &str, extra: &[SpinComponent]) -> Result<(String, 
         for (name, value) in &variables {
             manifest.push_str(&format!("{name} = {}\n", toml_string(value)));
         }
+        if !shipped_environment.is_empty() {
+            manifest.push_str(&format!("\n[component.{id}.environment]\n"));
+            for (name, value) in &shipped_environment {
+                manifest.push_str(&format!("{} = {}\n", toml_string(name), toml_string(value)));
+            }
+        }
     }
     Ok((manifest, source))
 }
 
-/// `spin up` with the shipped manifest (plus `extra` components) serving `wasm`, the
-/// application variables given as `SPIN_VARIABLE_*`, on a free 127.0.0.1 port, its state
-/// (`--state-dir`: logs, the SQLite key-value store) in this run's temp folder.
+/// `spin up` with the users-service's shipped manifest (plus `extra` components) serving
+/// `wasm`: [`spin_up`] of [`USERS_SERVICE`], no `-e`.
 pub fn start_spin(
     spin: &Tool,
     wasm: &Path,
     variables: &[(&str, String)],
     extra: &[SpinComponent],
 ) -> Result<PlatformProcess, String> {
-    let dir = fresh_dir("spin")?;
-    let shipped_path = spin_manifest_path();
+    spin_up(
+        spin,
+        &SpinUp {
+            app: USERS_SERVICE,
+            name: "",
+            wasm,
+            variables,
+            env: &[],
+            extra,
+        },
+    )
+}
+
+/// One `spin up`: what it serves and how.
+pub struct SpinUp<'a> {
+    /// Whose shipped manifest (plus `extra` components).
+    pub app: Example,
+    /// Tells apart this run's folder from other `spin up`s of `app` (`spin-<app>[-<name>]`).
+    pub name: &'a str,
+    /// Served as the manifest's `source`.
+    pub wasm: &'a Path,
+    /// Application variables, given as `SPIN_VARIABLE_*`.
+    pub variables: &'a [(&'a str, String)],
+    /// `spin up -e NAME=VALUE`: environment variables of every component, over the
+    /// manifest's `environment`.
+    pub env: &'a [(&'a str, String)],
+    pub extra: &'a [SpinComponent],
+}
+
+/// `spin up` as `up` says, on a free 127.0.0.1 port, its state (`--state-dir`: logs, the
+/// SQLite key-value store) in a folder of this run's temp folder.
+pub fn spin_up(spin: &Tool, up: &SpinUp<'_>) -> Result<PlatformProcess, String> {
+    let app = up.app;
+    let label = app.label(up.name);
+    let dir = fresh_dir(&format!("spin-{label}"))?;
+    let shipped_path = app.manifest_path();
     let shipped = std::fs::read_to_string(&shipped_path)
         .map_err(|e| format!("{}: {e}", shipped_path.display()))?;
-    let (manifest, source) = spin_manifest(&shipped, extra)?;
-    let app = dir.join("app");
-    symlink(wasm, &app.join(&source))?;
-    let manifest_path = app.join("spin.toml");
+    let (manifest, source) = spin_manifest(&shipped, up.extra)?;
+    let app_dir = dir.join("app");
+    symlink(up.wasm, &app_dir.join(&source))?;
+    let manifest_path = app_dir.join("spin.toml");
     std::fs::write(&manifest_path, manifest)
         .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     let port = free_port()?;
@@ -640,14 +772,18 @@ pub fn start_spin(
         .arg(format!("127.0.0.1:{port}"))
         .arg("--state-dir")
         .arg(dir.join("state"));
-    for (name, value) in variables {
+    for (name, value) in up.env {
+        command.arg("-e").arg(format!("{name}={value}"));
+    }
+    for (name, value) in up.variables {
         command.env(format!("SPIN_VARIABLE_{}", name.to_uppercase()), value);
     }
     PlatformProcess::start(
-        format!("spin up ({})", spin.version),
+        format!("spin up ({}, {label})", spin.version),
         command,
         format!("http://127.0.0.1:{port}"),
         dir.join("spin.log"),
+        app.not_found,
     )
 }
 
@@ -664,12 +800,8 @@ fn yaml_value(yaml: &str, key: &str) -> Option<String> {
     })
 }
 
-/// `wash dev` in a project folder of its own holding the shipped `.wash/config.yaml` as it
-/// is, `wasm` at its `build.component_path`, `env` in wash's environment (the config's
-/// `secrets:` read `MANGOPAY_CLIENT_ID` and `MANGOPAY_API_KEY` from there). What must change per
-/// run goes through wash's own configuration override, `WASH_`-prefixed variables merged over
-/// the file: `WASH_DEV` sets `dev.address` (a free 127.0.0.1 port) and `WASH_WORKLOAD` adds
-/// `MANGOPAY_BASE_URL` (the mock's origin) to the workload's environment.
+/// `wash dev` of the users-service's shipped configuration serving `wasm`, the mock's origin
+/// `base_url` as `MANGOPAY_BASE_URL`: [`wash_dev`] of [`USERS_SERVICE`].
 pub fn start_wash(
     wash: &Tool,
     name: &str,
@@ -677,19 +809,59 @@ pub fn start_wash(
     base_url: &str,
     env: &[(&str, String)],
 ) -> Result<PlatformProcess, String> {
-    let dir = fresh_dir(&format!("wash-{name}"))?;
-    let shipped_path = wash_config_path();
+    wash_dev(
+        wash,
+        &WashDev {
+            app: USERS_SERVICE,
+            name,
+            wasm,
+            config: &[("MANGOPAY_BASE_URL", base_url.to_owned())],
+            env,
+        },
+    )
+}
+
+/// One `wash dev`: what it serves and how.
+pub struct WashDev<'a> {
+    /// Whose shipped `.wash/config.yaml`.
+    pub app: Example,
+    /// Tells apart this run's folder from other `wash dev`s of `app` (`wash-<app>[-<name>]`).
+    pub name: &'a str,
+    /// Served as the configuration's `build.component_path`.
+    pub wasm: &'a Path,
+    /// Set in the workload's environment (`workload.environment.config`), over the file's.
+    pub config: &'a [(&'a str, String)],
+    /// wash's own environment (the shipped configurations' `secrets:` read
+    /// `MANGOPAY_CLIENT_ID` and `MANGOPAY_API_KEY` from there).
+    pub env: &'a [(&'a str, String)],
+}
+
+/// `wash dev` as `dev` says, in a project folder of its own holding the example's shipped
+/// `.wash/config.yaml` as it is and `wasm` at its `build.component_path`. What must change per
+/// run goes through wash's own configuration override, `WASH_`-prefixed variables merged over
+/// the file: `WASH_DEV` sets `dev.address` (a free 127.0.0.1 port) and `WASH_WORKLOAD` sets
+/// `config` in `workload.environment`, variable by variable.
+pub fn wash_dev(wash: &Tool, dev: &WashDev<'_>) -> Result<PlatformProcess, String> {
+    let app = dev.app;
+    let label = app.label(dev.name);
+    let dir = fresh_dir(&format!("wash-{label}"))?;
+    let shipped_path = app.wash_config_path();
     let shipped = std::fs::read_to_string(&shipped_path)
         .map_err(|e| format!("{}: {e}", shipped_path.display()))?;
     let component_path = yaml_value(&shipped, "component_path")
         .ok_or("the wash config sets no build.component_path")?;
     let project = dir.join("project");
     let config = project.join(".wash/config.yaml");
-    symlink(wasm, &project.join(component_path))?;
+    symlink(dev.wasm, &project.join(component_path))?;
     std::fs::create_dir_all(project.join(".wash"))
         .map_err(|e| format!("{}: {e}", project.display()))?;
     std::fs::write(&config, shipped).map_err(|e| format!("{}: {e}", config.display()))?;
     let port = free_port()?;
+    let settings: Vec<String> = dev
+        .config
+        .iter()
+        .map(|(name, value)| format!("{name}={}", toml_string(value)))
+        .collect();
     let mut command = hermetic(&wash.path, &dir);
     command
         .arg("-C")
@@ -698,14 +870,15 @@ pub fn start_wash(
         .env("WASH_DEV", format!("{{address=\"127.0.0.1:{port}\"}}"))
         .env(
             "WASH_WORKLOAD",
-            format!("{{environment={{config={{MANGOPAY_BASE_URL={base_url:?}}}}}}}"),
+            format!("{{environment={{config={{{}}}}}}}", settings.join(",")),
         )
-        .envs(env.iter().map(|(k, v)| (k, v)));
+        .envs(dev.env.iter().map(|(k, v)| (k, v)));
     PlatformProcess::start(
-        format!("wash dev ({}, {name})", wash.version),
+        format!("wash dev ({}, {label})", wash.version),
         command,
         format!("http://127.0.0.1:{port}"),
         dir.join("wash.log"),
+        app.not_found,
     )
 }
 
@@ -720,6 +893,8 @@ mod tests {
 source = "service.wasm"
 allowed_outbound_hosts = ["{{ mangopay_base_url }}"]
 key_value_stores = ["default"]
+[component.users.environment]
+MANGOPAY_BASE_URL = "https://api.example"
 [component.users.variables]
 mangopay_client_id = "{{ mangopay_client_id }}"
 mangopay_base_url = "{{ mangopay_base_url }}"
@@ -747,6 +922,74 @@ mangopay_base_url = "{{ mangopay_base_url }}"
         assert_eq!(
             doc["trigger"]["http"][0]["route"].as_str(),
             Some("/cold/...")
+        );
+        assert_eq!(
+            cold["environment"]["MANGOPAY_BASE_URL"].as_str(),
+            Some("https://api.example")
+        );
+    }
+
+    /// Both shipped Spin manifests take copies of their `users` component; users-p3's gives
+    /// its service the base URL the variable defaults to.
+    #[test]
+    fn the_shipped_spin_manifests_take_copies() {
+        for app in [USERS_SERVICE, USERS_P3] {
+            let shipped = std::fs::read_to_string(app.manifest_path()).expect("a manifest");
+            let extra = [SpinComponent {
+                id: "copy".into(),
+                route: "/copy/...".into(),
+                variables: vec![("mangopay_auth_log".into(), "debug".into())],
+                key_value_store: true,
+            }];
+            let (manifest, source) = spin_manifest(&shipped, &extra).expect("a manifest");
+            assert_eq!(source, "service.wasm", "{app:?}");
+            let doc: toml_edit::Document<String> = manifest.parse().expect("valid TOML");
+            let (users, copy) = (&doc["component"]["users"], &doc["component"]["copy"]);
+            assert_eq!(copy["key_value_stores"][0].as_str(), Some("default"));
+            assert_eq!(
+                copy["variables"]["mangopay_auth_log"].as_str(),
+                Some("debug")
+            );
+            assert_eq!(
+                copy.get("environment").is_some(),
+                users.get("environment").is_some(),
+                "{app:?}"
+            );
+            if app == USERS_P3 {
+                let base_url = doc["variables"]["mangopay_base_url"]["default"].as_str();
+                assert_eq!(base_url, Some("https://api.sandbox.mangopay.com"));
+                assert_eq!(users["environment"]["MANGOPAY_BASE_URL"].as_str(), base_url);
+                assert_eq!(copy["environment"]["MANGOPAY_BASE_URL"].as_str(), base_url);
+            }
+        }
+    }
+
+    /// Both shipped wash configurations serve `service.wasm` as it is and take the credentials
+    /// from wash's environment; users-p3's gives the middleware and the service one base URL.
+    #[test]
+    fn the_shipped_wash_configs_serve_the_composed_file() {
+        for app in [USERS_SERVICE, USERS_P3] {
+            let yaml = std::fs::read_to_string(app.wash_config_path()).expect("a config");
+            assert_eq!(
+                yaml_value(&yaml, "command").as_deref(),
+                Some("true"),
+                "{app:?}"
+            );
+            assert_eq!(
+                yaml_value(&yaml, "component_path").as_deref(),
+                Some("service.wasm"),
+                "{app:?}"
+            );
+            assert_eq!(
+                yaml_value(&yaml, "fromEnv").as_deref(),
+                Some("[MANGOPAY_CLIENT_ID, MANGOPAY_API_KEY]"),
+                "{app:?}"
+            );
+        }
+        let yaml = std::fs::read_to_string(USERS_P3.wash_config_path()).expect("a config");
+        assert_eq!(
+            yaml_value(&yaml, "MANGOPAY_BASE_URL").as_deref(),
+            Some("https://api.sandbox.mangopay.com")
         );
     }
 

@@ -14,6 +14,22 @@
 //! installed by the tests. Without a platform they print "not run: ..." and pass, unless
 //! `MANGOPAY_AUTH_REQUIRE_PLATFORMS=1` (set by `.ci/run`), which makes them fail.
 //!
+//! The WASI 0.3 tests (`spin_middleware_*`, `wasmcloud_middleware_*`) serve the users-p3
+//! example (no auth code) with `mangopay-auth-middleware` and the platform's adapter plugged
+//! into its `wasi:http/client@0.3.0` import (from `target/dist/`:
+//! `mangopay-auth-middleware-keyvalue-draft2.wasm` on Spin,
+//! `mangopay-auth-middleware-keyvalue-draft.wasm` on wasmCloud), with the example's
+//! `spin.toml` or `.wash/config.yaml` as it is, one `spin up` or `wash dev` per scenario (the
+//! service routes on the whole path, so it is served at `/...`), started as the file's header
+//! says. On Spin: credentials as application variables, the service's own settings with `-e`;
+//! Spin reuses a WASI 0.3 instance (up to 16 requests at once, 128 in all). On wash: the
+//! credentials in wash's environment, the mock's origin and the log level over the workload's
+//! environment, which the middleware and the service both read; `wash dev` 2.10.3 was seen
+//! making an instance per request for the WASI 0.3 component too. The tests count token
+//! requests at the
+//! mock, and report the instances that got the token from the operator log at debug level
+//! (each instance logs `token-fetched` or `token-adopted` once, when it first gets the token).
+//!
 //! Counts are exact; no test asserts a time. The renewal scenario relies only on a few requests
 //! taking less than half of an 8-second token lifetime.
 
@@ -117,6 +133,11 @@ fn mock() -> &'static MockMangopay {
                 let client = scenario.client_id(platform);
                 mock.add_account(&client, API_KEY);
                 mock.set_client_rules(&client, scenario.rules());
+            }
+        }
+        for platform in [Platform::Spin, Platform::Wasmcloud] {
+            for scenario in P3_SCENARIOS {
+                mock.add_account(&scenario.client_id(platform), API_KEY);
             }
         }
         mock
@@ -543,14 +564,369 @@ fn spin_without_key_value_stores_every_request_makes_a_token_request() {
     );
 }
 
+// --- WASI 0.3: users-p3 with the middleware and the platform's adapter ---------------------
+
+/// What each client id of the WASI 0.3 app stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum P3Scenario {
+    /// 50 sequential requests.
+    Sequential,
+    /// 32 concurrent cold requests.
+    Concurrent,
+    /// A key the mock refuses.
+    WrongKey,
+}
+
+const P3_SCENARIOS: [P3Scenario; 3] = [
+    P3Scenario::Sequential,
+    P3Scenario::Concurrent,
+    P3Scenario::WrongKey,
+];
+
+impl P3Scenario {
+    fn slug(self) -> &'static str {
+        match self {
+            P3Scenario::Sequential => "sequential",
+            P3Scenario::Concurrent => "concurrent",
+            P3Scenario::WrongKey => "wrong-key",
+        }
+    }
+
+    fn index(self) -> usize {
+        P3_SCENARIOS
+            .iter()
+            .position(|s| *s == self)
+            .expect("a scenario")
+    }
+
+    fn client_id(self, platform: Platform) -> String {
+        let platform = match platform {
+            Platform::Spin => "spin",
+            Platform::Wasmcloud => "wasmcloud",
+        };
+        format!("{platform}-p3-{}", self.slug())
+    }
+
+    fn api_key(self) -> &'static str {
+        match self {
+            P3Scenario::WrongKey => WRONG_KEY,
+            _ => API_KEY,
+        }
+    }
+}
+
+/// `spin up` of the shipped users-p3 manifest for one scenario, started at most once per
+/// run, as the manifest's header says: the credentials as application variables (and the
+/// operator log at debug level), the service's `MANGOPAY_CLIENT_ID` and `MANGOPAY_BASE_URL` with
+/// `-e` (Spin does not expand variables in a component's `environment`).
+fn spin_p3(tool: &Tool, scenario: P3Scenario) -> &'static PlatformProcess {
+    static UPS: [OnceLock<Started>; 3] = [const { OnceLock::new() }; 3];
+    let started = UPS[scenario.index()].get_or_init(|| {
+        let wasm = platform::served_p3_wasm(Platform::Spin)?;
+        let base_url = mock().base_url();
+        let client_id = scenario.client_id(Platform::Spin);
+        let variables = [
+            ("mangopay_client_id", client_id.clone()),
+            ("mangopay_api_key", scenario.api_key().to_owned()),
+            ("mangopay_base_url", base_url.clone()),
+            ("mangopay_auth_log", "debug".to_owned()),
+        ];
+        let env = [
+            ("MANGOPAY_CLIENT_ID", client_id),
+            ("MANGOPAY_BASE_URL", base_url),
+        ];
+        let up = platform::SpinUp {
+            app: platform::USERS_P3,
+            name: scenario.slug(),
+            wasm: &wasm,
+            variables: &variables,
+            env: &env,
+            extra: &[],
+        };
+        let app = platform::spin_up(tool, &up)?;
+        eprintln!(
+            "{} at {} (from {}) ready in {:.1?}",
+            app.name,
+            app.url,
+            tool.path.display(),
+            app.ready_in
+        );
+        Ok(app)
+    });
+    started
+        .as_ref()
+        .unwrap_or_else(|e| panic!("Spin (users-p3, {scenario:?}): {e}"))
+}
+
+/// `wash dev` of the shipped users-p3 configuration for one scenario, started at most once
+/// per run, as the configuration's header says: the credentials in wash's environment (its
+/// `secrets:` pass them on), the mock's origin as `MANGOPAY_BASE_URL` and the operator log at
+/// debug level over the file's workload environment, which the middleware and the service
+/// both read.
+fn wash_p3(tool: &Tool, scenario: P3Scenario) -> &'static PlatformProcess {
+    static DEVS: [OnceLock<Started>; 3] = [const { OnceLock::new() }; 3];
+    let started = DEVS[scenario.index()].get_or_init(|| {
+        let wasm = platform::served_p3_wasm(Platform::Wasmcloud)?;
+        let config = [
+            ("MANGOPAY_BASE_URL", mock().base_url()),
+            ("MANGOPAY_AUTH_LOG", "debug".to_owned()),
+        ];
+        let env = [
+            (
+                "MANGOPAY_CLIENT_ID",
+                scenario.client_id(Platform::Wasmcloud),
+            ),
+            ("MANGOPAY_API_KEY", scenario.api_key().to_owned()),
+        ];
+        let dev = platform::wash_dev(
+            tool,
+            &platform::WashDev {
+                app: platform::USERS_P3,
+                name: scenario.slug(),
+                wasm: &wasm,
+                config: &config,
+                env: &env,
+            },
+        )?;
+        eprintln!(
+            "{} at {} (from {}) ready in {:.1?}",
+            dev.name,
+            dev.url,
+            tool.path.display(),
+            dev.ready_in
+        );
+        Ok(dev)
+    });
+    started
+        .as_ref()
+        .unwrap_or_else(|e| panic!("wasmCloud (users-p3, {scenario:?}): {e}"))
+}
+
+impl Endpoint {
+    /// A WASI 0.3 scenario on a platform; `None` when the platform is unavailable (and need
+    /// not be here).
+    fn p3(platform: Platform, scenario: P3Scenario) -> Option<Endpoint> {
+        let tool = tool(platform)?;
+        let process = match platform {
+            Platform::Spin => spin_p3(&tool, scenario),
+            Platform::Wasmcloud => wash_p3(&tool, scenario),
+        };
+        Some(Endpoint {
+            process,
+            prefix: String::new(),
+            client_id: scenario.client_id(platform),
+            label: format!("{} WASI 0.3 {scenario:?}", platform.name()),
+        })
+    }
+
+    /// The lines of `event` for this client in the platform's log, once their number has
+    /// stopped growing (the platform writes its log on its own schedule): for the report.
+    fn settled(&self, event: &str) -> Vec<String> {
+        let started = Instant::now();
+        let mut seen = self.logged(event, 0);
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = self.logged(event, 0);
+            if now.len() == seen.len() || started.elapsed() > Duration::from_secs(10) {
+                return now;
+            }
+            seen = now;
+        }
+    }
+
+    /// How many instances got the token, and how: one `token-fetched` line from the instance
+    /// that fetched it, one `token-adopted` line from every other instance when it first took
+    /// it from the store (then it holds it). `fetched` is waited for.
+    fn instances_with_token(&self, fetched: usize) -> (usize, usize) {
+        let fetched = self.logged("token-fetched", fetched).len();
+        (fetched, self.settled("token-adopted").len())
+    }
+
+    /// `GET /users` refused by the middleware: the service's 502 quoting the middleware's
+    /// `error-code`, whose detail names the typed error.
+    fn refused_p3(&self, case: &str) -> Reply {
+        let reply = self.get("/users");
+        assert_eq!(reply.status, 502, "{}: {reply:?}", self.label);
+        assert!(
+            reply.body.starts_with(&format!(
+                "upstream: ErrorCode::InternalError(Some(\"mangopay-auth: {case} retry-in-s="
+            )),
+            "{}: {reply:?}",
+            self.label
+        );
+        reply
+    }
+}
+
+/// The composition Spin serves: the service's `wasi:http/handler@0.3.0` export, and imports
+/// Spin links (WASI 0.2 and 0.3, `wasi:http@0.3.0`, draft2 key-value, `wasi:config`), among them
+/// `wasi:cli/environment`: the service reads it itself (only the middleware's goes through the
+/// adapter's Spin variables), which is why the manifest gives the service an `environment`.
 #[test]
-fn zz_scratch_world() {
-    let wasm = host_test::p3::users_p3(
-        host_test::p3::Middleware::Auth,
-        host_test::p3::Adapter::KeyvalueDraft2,
+fn spin_middleware_composition_imports_the_environment_from_spin() {
+    let wasm = platform::served_p3_wasm(Platform::Spin).expect("the composition");
+    let (imports, exports) = host_test::p3::world_of(&wasm).expect("a component");
+    assert_eq!(exports, ["wasi:http/handler@0.3.0"]);
+    for import in [
+        "wasi:http/client@0.3.0",
+        "wasi:clocks/monotonic-clock@0.3.0",
+        "wasi:keyvalue/store@0.2.0-draft2",
+        "wasi:keyvalue/atomics@0.2.0-draft2",
+        "wasi:config/store@0.2.0-draft-2024-09-27",
+    ] {
+        assert!(imports.iter().any(|i| i == import), "{import}: {imports:?}");
+    }
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.starts_with("wasi:cli/environment@0.2.")),
+        "{imports:?}"
     );
-    let (i, e) = host_test::p3::world_of(&wasm).unwrap();
-    println!("{}\nIMPORTS {i:#?}\nEXPORTS {e:#?}", wasm.display());
-    let (i, e) = host_test::p3::world_of(host_test::p3::users_p3_wasm()).unwrap();
-    println!("SERVICE IMPORTS {i:#?}\nEXPORTS {e:#?}");
+    assert!(
+        imports.iter().all(|i| !i.starts_with("mangopay:")),
+        "{imports:?}"
+    );
+}
+
+/// The composition wasmCloud serves: the service's `wasi:http/handler@0.3.0` export, and
+/// imports wash links: WASI 0.2 and 0.3, `wasi:http@0.3.0`, the draft key-value (no draft2, no
+/// `wasi:config`: middleware and service read one `wasi:cli/environment`, the workload's).
+#[test]
+fn wasmcloud_middleware_composition_imports_the_draft_key_value() {
+    let wasm = platform::served_p3_wasm(Platform::Wasmcloud).expect("the composition");
+    let (imports, exports) = host_test::p3::world_of(&wasm).expect("a component");
+    assert_eq!(exports, ["wasi:http/handler@0.3.0"]);
+    for import in [
+        "wasi:http/client@0.3.0",
+        "wasi:keyvalue/store@0.2.0-draft",
+        "wasi:keyvalue/atomics@0.2.0-draft",
+    ] {
+        assert!(imports.iter().any(|i| i == import), "{import}: {imports:?}");
+    }
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.starts_with("wasi:cli/environment@0.2.")),
+        "{imports:?}"
+    );
+    assert!(
+        imports.iter().all(|i| !i.starts_with("mangopay:")
+            && !i.starts_with("wasi:config/")
+            && !i.ends_with("@0.2.0-draft2")),
+        "{imports:?}"
+    );
+}
+
+/// 50 sequential requests: every one the API's users page, one token request. How many
+/// instances the platform made for them (each got the token once) is reported.
+fn middleware_fifty_sequential_requests_one_token_request(platform: Platform) {
+    let Some(at) = Endpoint::p3(platform, P3Scenario::Sequential) else {
+        return;
+    };
+    for _ in 0..50 {
+        at.users();
+    }
+    assert_eq!(at.token_requests(), 1, "{}", at.label);
+    let (fetched, adopted) = at.instances_with_token(1);
+    assert_eq!(fetched, 1, "{}", at.label);
+    println!(
+        "{}: 50 sequential GET /users -> {} token request; instances that got the token: {} \
+         ({fetched} token-fetched, {adopted} token-adopted)",
+        at.label,
+        at.token_requests(),
+        fetched + adopted
+    );
+}
+
+/// 32 concurrent requests on a cold store: one token request. However the platform spreads
+/// them over instances, the instances elect one token request through the store, and the
+/// requests within an instance wait for its one renewal; the others adopt the stored token.
+fn middleware_thirty_two_concurrent_cold_requests_one_token_request(platform: Platform) {
+    let Some(at) = Endpoint::p3(platform, P3Scenario::Concurrent) else {
+        return;
+    };
+    at.concurrently(32, Endpoint::users);
+    assert_eq!(at.token_requests(), 1, "{}", at.label);
+    let (fetched, adopted) = at.instances_with_token(1);
+    assert_eq!(fetched, 1, "{}", at.label);
+    // Then 32 more at once, warm: the token is shared, no request for it.
+    at.concurrently(32, Endpoint::users);
+    assert_eq!(at.token_requests(), 1, "{}", at.label);
+    let (_, adopted_warm) = at.instances_with_token(1);
+    println!(
+        "{}: 32 concurrent cold GET /users -> {} token request; instances that got the token: \
+         {} ({fetched} token-fetched, {adopted} token-adopted); after 32 more at once: {} \
+         instances",
+        at.label,
+        at.token_requests(),
+        fetched + adopted,
+        fetched + adopted_warm
+    );
+}
+
+/// A wrong API key: 20 concurrent cold requests and 20 sequential ones are all answered 502
+/// with the middleware's typed error (`mangopay-auth: invalid-credentials status=401
+/// retry-in-s=...`), for one token request: the cool-down is shared through the store. The
+/// instance that met the 401 logs the one `cool-down-started`; the others log that they
+/// observed it (debug).
+fn middleware_wrong_key_one_token_request(platform: Platform) {
+    let Some(at) = Endpoint::p3(platform, P3Scenario::WrongKey) else {
+        return;
+    };
+    let case = "invalid-credentials status=401";
+    at.concurrently(20, |at| at.refused_p3(case));
+    assert_eq!(at.token_requests(), 1, "{}", at.label);
+    for _ in 0..20 {
+        at.refused_p3(case);
+    }
+    assert_eq!(at.token_requests(), 1, "{}", at.label);
+    let lines = at.logged("cool-down-started", 1);
+    assert_eq!(lines.len(), 1, "{}: {lines:?}", at.label);
+    assert!(
+        lines[0].contains(" level=warn ")
+            && lines[0].contains(" error=invalid-credentials ")
+            && lines[0].contains(" retry_in_s=60 ")
+            && lines[0].contains(" shared=true"),
+        "{}: {lines:?}",
+        at.label
+    );
+    let observed = at.settled("cool-down-observed").len();
+    println!(
+        "{}: 20 concurrent cold + 20 sequential GET /users, invalid-credentials -> {} token \
+         request; 1 cool-down-started, {observed} cool-down-observed",
+        at.label,
+        at.token_requests()
+    );
+}
+
+/// Spin reuses a WASI 0.3 instance for up to 128 requests: one instance serves all 50.
+#[test]
+fn spin_middleware_fifty_sequential_requests_one_token_request() {
+    middleware_fifty_sequential_requests_one_token_request(Platform::Spin);
+}
+
+#[test]
+fn wasmcloud_middleware_fifty_sequential_requests_one_token_request() {
+    middleware_fifty_sequential_requests_one_token_request(Platform::Wasmcloud);
+}
+
+/// Spin starts a new instance whenever none is free to take a request (up to 16 at once).
+#[test]
+fn spin_middleware_thirty_two_concurrent_cold_requests_one_token_request() {
+    middleware_thirty_two_concurrent_cold_requests_one_token_request(Platform::Spin);
+}
+
+#[test]
+fn wasmcloud_middleware_thirty_two_concurrent_cold_requests_one_token_request() {
+    middleware_thirty_two_concurrent_cold_requests_one_token_request(Platform::Wasmcloud);
+}
+
+#[test]
+fn spin_middleware_wrong_key_one_token_request() {
+    middleware_wrong_key_one_token_request(Platform::Spin);
+}
+
+#[test]
+fn wasmcloud_middleware_wrong_key_one_token_request() {
+    middleware_wrong_key_one_token_request(Platform::Wasmcloud);
 }
