@@ -121,6 +121,9 @@ pub struct EngineSettings {
     pub keep_resident: usize,
     /// Pooling: find the pages to reset with Linux's `PAGEMAP_SCAN` (6.7+) when available.
     pub pagemap_scan: bool,
+    /// Pooling: the slots of each kind (core and component instances, memories, tables,
+    /// stacks); `None`: wasmtime's default (1,000).
+    pub slots: Option<u32>,
 }
 
 impl EngineSettings {
@@ -130,6 +133,7 @@ impl EngineSettings {
         memory_init_cow: true,
         keep_resident: 0,
         pagemap_scan: false,
+        slots: None,
     };
 
     /// What the harness uses and docs/deploying.md recommends for hosts that make an instance per
@@ -143,6 +147,7 @@ impl EngineSettings {
         memory_init_cow: true,
         keep_resident: 1 << 20,
         pagemap_scan: true,
+        slots: None,
     };
 
     /// The wasmtime configuration of these settings.
@@ -158,6 +163,13 @@ impl EngineSettings {
                 } else {
                     wasmtime::Enabled::No
                 });
+            if let Some(slots) = self.slots {
+                pool.total_core_instances(slots)
+                    .total_component_instances(slots)
+                    .total_memories(slots)
+                    .total_tables(slots)
+                    .total_stacks(slots);
+            }
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }
         config

@@ -34,7 +34,7 @@ use http_body_util::{BodyExt, Empty};
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::Engine;
 
 /// The request of every row.
 const USERS: &str = "/users?per_page=10";
@@ -113,23 +113,12 @@ fn variables(env: &[(String, String)]) -> Vec<(String, String)> {
 /// The engine of every server of the section: the harness's settings
 /// ([`EngineSettings::RECOMMENDED`]), a pool of [`POOL`] of each.
 fn engine() -> Result<Engine, String> {
-    let settings = EngineSettings::RECOMMENDED;
-    let mut config = settings.config();
-    let mut pool = PoolingAllocationConfig::new();
-    pool.linear_memory_keep_resident(settings.keep_resident)
-        .table_keep_resident(settings.keep_resident.min(64 << 10))
-        .pagemap_scan(if settings.pagemap_scan {
-            Enabled::Auto
-        } else {
-            Enabled::No
-        })
-        .total_core_instances(POOL)
-        .total_component_instances(POOL)
-        .total_memories(POOL)
-        .total_tables(POOL)
-        .total_stacks(POOL);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config).map_err(|e| format!("the section's engine: {e:?}"))
+    EngineSettings {
+        slots: Some(POOL),
+        ..EngineSettings::RECOMMENDED
+    }
+    .engine()
+    .map_err(|e| format!("the section's engine: {e:?}"))
 }
 
 fn p3_service(

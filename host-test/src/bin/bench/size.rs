@@ -1,4 +1,5 @@
-//! Section 5, size: the release `.wasm` of both worlds and of the floors.
+//! Section 5, size: the release `.wasm` of both worlds, of the WASI 0.3 middleware and of the
+//! floors.
 
 use crate::report::{MAX_SIZE_KIB, Report, verdict};
 use crate::setup::Setup;
@@ -15,8 +16,16 @@ pub fn section(_: &Setup, report: &mut Report) -> Result<(), String> {
             "mangopay-auth (world `with-token-store`)",
             artifact::store_component_wasm(),
         )?,
+        size_row(
+            "mangopay-auth-middleware (WASI 0.3, world `middleware`)",
+            host_test::p3::middleware_wasm(),
+        )?,
         size_row("floor-auth (bench floor)", artifact::floor_auth_wasm())?,
         size_row("floor-const (bench floor)", artifact::floor_const_wasm())?,
+        size_row(
+            "floor-middleware (bench floor, WASI 0.3)",
+            host_test::p3::floor_middleware_wasm(),
+        )?,
     ];
     report.table(&["artifact", "bytes", "KiB"], &rows);
     // The target is for the deployable: the same file after `cargo xtask dist`'s optimisation.
@@ -28,12 +37,13 @@ pub fn section(_: &Setup, report: &mut Report) -> Result<(), String> {
             for (name, wasm) in [
                 ("standalone", component),
                 ("with-token-store", artifact::store_component_wasm()),
+                ("middleware", host_test::p3::middleware_wasm()),
             ] {
                 let optimised = out.join(format!("{name}.wasm"));
                 xtask::optimize::component(wasm, &optimised, Some(&jco))?;
                 let row = size_row(
                     &format!(
-                        "mangopay-auth (world `{name}`), optimised as `cargo xtask dist` does (without its registry metadata)"
+                        "world `{name}`, optimised as `cargo xtask dist` does (without its registry metadata)"
                     ),
                     &optimised,
                 )?;
