@@ -758,22 +758,13 @@ impl Endpoint {
     }
 }
 
-/// The composition Spin serves: the service's `wasi:http/handler@0.3.0` export, and imports
-/// Spin links (WASI 0.2 and 0.3, `wasi:http@0.3.0`, draft2 key-value, `wasi:config`), among them
-/// `wasi:cli/environment`: the service reads it itself (only the middleware's goes through the
-/// adapter's Spin variables), which is why the manifest gives the service an `environment`.
-#[test]
-fn spin_middleware_composition_imports_the_environment_from_spin() {
-    let wasm = platform::served_p3_wasm(Platform::Spin).expect("the composition");
+/// The composition `platform` serves: the service's `wasi:http/handler@0.3.0` export alone;
+/// among its imports `required` and `wasi:cli/environment`, and none that `refused` names.
+fn assert_served_p3_surface(platform: Platform, required: &[&str], refused: fn(&str) -> bool) {
+    let wasm = platform::served_p3_wasm(platform).expect("the composition");
     let (imports, exports) = host_test::p3::world_of(&wasm).expect("a component");
     assert_eq!(exports, ["wasi:http/handler@0.3.0"]);
-    for import in [
-        "wasi:http/client@0.3.0",
-        "wasi:clocks/monotonic-clock@0.3.0",
-        "wasi:keyvalue/store@0.2.0-draft2",
-        "wasi:keyvalue/atomics@0.2.0-draft2",
-        "wasi:config/store@0.2.0-draft-2024-09-27",
-    ] {
+    for import in required {
         assert!(imports.iter().any(|i| i == import), "{import}: {imports:?}");
     }
     assert!(
@@ -782,38 +773,45 @@ fn spin_middleware_composition_imports_the_environment_from_spin() {
             .any(|i| i.starts_with("wasi:cli/environment@0.2.")),
         "{imports:?}"
     );
-    assert!(
-        imports.iter().all(|i| !i.starts_with("mangopay:")),
-        "{imports:?}"
+    assert!(imports.iter().all(|i| !refused(i)), "{imports:?}");
+}
+
+/// The composition Spin serves imports what Spin links (WASI 0.2 and 0.3, `wasi:http@0.3.0`,
+/// draft2 key-value, `wasi:config`), among them `wasi:cli/environment`: the service reads it
+/// itself (only the middleware's goes through the adapter's Spin variables), which is why the
+/// manifest gives the service an `environment`.
+#[test]
+fn spin_middleware_composition_imports_the_environment_from_spin() {
+    assert_served_p3_surface(
+        Platform::Spin,
+        &[
+            "wasi:http/client@0.3.0",
+            "wasi:clocks/monotonic-clock@0.3.0",
+            "wasi:keyvalue/store@0.2.0-draft2",
+            "wasi:keyvalue/atomics@0.2.0-draft2",
+            "wasi:config/store@0.2.0-draft-2024-09-27",
+        ],
+        |import| import.starts_with("mangopay:"),
     );
 }
 
-/// The composition wasmCloud serves: the service's `wasi:http/handler@0.3.0` export, and
-/// imports wash links: WASI 0.2 and 0.3, `wasi:http@0.3.0`, the draft key-value (no draft2, no
-/// `wasi:config`: middleware and service read one `wasi:cli/environment`, the workload's).
+/// The composition wasmCloud serves imports what wash links: WASI 0.2 and 0.3,
+/// `wasi:http@0.3.0`, the draft key-value (no draft2, no `wasi:config`: middleware and service
+/// read one `wasi:cli/environment`, the workload's).
 #[test]
 fn wasmcloud_middleware_composition_imports_the_draft_key_value() {
-    let wasm = platform::served_p3_wasm(Platform::Wasmcloud).expect("the composition");
-    let (imports, exports) = host_test::p3::world_of(&wasm).expect("a component");
-    assert_eq!(exports, ["wasi:http/handler@0.3.0"]);
-    for import in [
-        "wasi:http/client@0.3.0",
-        "wasi:keyvalue/store@0.2.0-draft",
-        "wasi:keyvalue/atomics@0.2.0-draft",
-    ] {
-        assert!(imports.iter().any(|i| i == import), "{import}: {imports:?}");
-    }
-    assert!(
-        imports
-            .iter()
-            .any(|i| i.starts_with("wasi:cli/environment@0.2.")),
-        "{imports:?}"
-    );
-    assert!(
-        imports.iter().all(|i| !i.starts_with("mangopay:")
-            && !i.starts_with("wasi:config/")
-            && !i.ends_with("@0.2.0-draft2")),
-        "{imports:?}"
+    assert_served_p3_surface(
+        Platform::Wasmcloud,
+        &[
+            "wasi:http/client@0.3.0",
+            "wasi:keyvalue/store@0.2.0-draft",
+            "wasi:keyvalue/atomics@0.2.0-draft",
+        ],
+        |import| {
+            import.starts_with("mangopay:")
+                || import.starts_with("wasi:config/")
+                || import.ends_with("@0.2.0-draft2")
+        },
     );
 }
 
