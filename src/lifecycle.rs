@@ -541,30 +541,26 @@ impl<T, C: Clock> Lifecycle<T, C> {
         })
     }
 
-    /// The held token's `Bearer` value and the token while it is before its refresh point
-    /// (the cached path of a driver that holds no borrow across its I/O).
-    pub fn usable(&self, now: Duration) -> Option<(Secret, Secret)> {
-        let mut state = self.state.borrow_mut();
-        let token = state.held.as_ref().filter(|t| t.is_usable(now))?;
-        let pair = (token.bearer.clone(), token.access_token.clone());
-        state.source = Some(Source::InstanceCache);
-        Some(pair)
+    /// The held token's `Bearer` value while it is before its refresh point (the cached path
+    /// of a driver that holds no borrow across its I/O).
+    pub fn usable(&self, now: Duration) -> Option<Secret> {
+        let bearer = self.held_bearer(now, false)?;
+        self.state.borrow_mut().source = Some(Source::InstanceCache);
+        Some(bearer)
     }
 
-    /// The held token's `Bearer` value and the token if it may be sent at `now` at all
-    /// (usable, or alive: `ALIVE_GUARD` left): what a driver sends once `begin` or a renewal
-    /// said `Ready`, and what callers send while another caller renews.
-    pub fn sendable(&self, now: Duration) -> Option<(Secret, Secret)> {
-        let mut state = self.state.borrow_mut();
-        let token = state
-            .held
-            .as_ref()
-            .filter(|t| t.is_usable(now) || t.is_alive(now))?;
-        let pair = (token.bearer.clone(), token.access_token.clone());
-        if state.source.is_none() {
-            state.source = Some(Source::InstanceCache);
-        }
-        Some(pair)
+    /// The held token's `Bearer` value if it may be sent at `now` at all (usable, or alive:
+    /// `ALIVE_GUARD` left): what a driver sends once `begin` or a renewal said `Ready`, and
+    /// what callers send while another caller renews.
+    pub fn sendable(&self, now: Duration) -> Option<Secret> {
+        self.held_bearer(now, true)
+    }
+
+    fn held_bearer(&self, now: Duration, alive_will_do: bool) -> Option<Secret> {
+        let state = self.state.borrow();
+        let token = state.held.as_ref()?;
+        (token.is_usable(now) || (alive_will_do && token.is_alive(now)))
+            .then(|| token.bearer.clone())
     }
 
     /// The renewal's next step.

@@ -41,7 +41,7 @@ fn concurrent_callers_without_a_token_wait_for_one_renewal() {
     let result = drive(&tokens, renewal);
     flight.end(number, &result);
     assert_eq!(flight.ended(number, clock.monotonic()), Some(Ok(())));
-    let (bearer, _) = tokens.usable(clock.monotonic()).expect("a token");
+    let bearer = tokens.usable(clock.monotonic()).expect("a token");
     assert_eq!(bearer.expose(), "Bearer t1");
     assert_eq!(transport.sent(), 1);
 }
@@ -71,12 +71,12 @@ fn past_the_refresh_point_callers_send_the_live_token_while_one_renews() {
             flight.begin(&tokens, clock.monotonic()),
             Step::Ready
         ));
-        let (bearer, _) = tokens.sendable(clock.monotonic()).expect("the live token");
+        let bearer = tokens.sendable(clock.monotonic()).expect("the live token");
         assert_eq!(bearer.expose(), "Bearer t1");
     }
     let result = drive(&tokens, renewal);
     flight.end(n, &result);
-    let (bearer, _) = tokens.usable(clock.monotonic()).expect("the new token");
+    let bearer = tokens.usable(clock.monotonic()).expect("the new token");
     assert_eq!(bearer.expose(), "Bearer t2");
     assert_eq!(transport.sent(), 2);
 }

@@ -457,7 +457,7 @@ fn a_renewal_waiting_for_another_instances_lease_asks_its_driver_to_sleep() {
     let Action::Done(Ok(_)) = tokens.next(&mut renewal, &deadline) else {
         panic!("adopted");
     };
-    let (bearer, _) = tokens.usable(clock.monotonic()).expect("the adopted token");
+    let bearer = tokens.usable(clock.monotonic()).expect("the adopted token");
     assert_eq!(bearer.expose(), "Bearer leaders");
     assert_eq!(transport.sent(), 0);
 }

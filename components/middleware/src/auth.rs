@@ -55,14 +55,14 @@ pub(crate) fn instance() -> Result<Rc<Auth>, Error> {
 }
 
 impl Auth {
-    /// The `Bearer` value to send and its token: the held token before its refresh point at
+    /// The `Bearer` value to send: the held token before its refresh point at
     /// once; past it the live token while one renewal runs in the background; without a live
     /// token, after the renewal (this caller's, or the one under way).
-    pub async fn bearer(self: &Rc<Self>) -> Result<(Secret, Secret), Error> {
+    pub async fn bearer(self: &Rc<Self>) -> Result<Secret, Error> {
         loop {
             let now = self.tokens.clock().monotonic();
-            if let Some(pair) = self.tokens.usable(now) {
-                return Ok(pair);
+            if let Some(bearer) = self.tokens.usable(now) {
+                return Ok(bearer);
             }
             let step = self.flight.borrow_mut().begin(&self.tokens, now);
             match step {

@@ -97,7 +97,7 @@ async fn authorized(
         );
         return Err(error_code(&error));
     }
-    let (bearer, _) = auth.bearer().await.map_err(|e| error_code(&e))?;
+    let bearer = auth.bearer().await.map_err(|e| error_code(&e))?;
     let parts = Parts {
         method,
         scheme: request.get_scheme(),
@@ -134,7 +134,7 @@ async fn authorized(
     match (verdict, kept) {
         (Verdict::TokenRejected(_), Some(body)) => {
             drop(response);
-            let (bearer, _) = auth.bearer().await.map_err(|e| error_code(&e))?;
+            let bearer = auth.bearer().await.map_err(|e| error_code(&e))?;
             Ok(send(&parts, &bearer, body).await?.0)
         }
         _ => Ok(response),
