@@ -825,3 +825,18 @@ fn auth_no_secret_in_any_output() {
         }
     }
 }
+
+/// A token endpoint that answers 503 once: the middleware waits its backoff (on WASI 0.3's
+/// clock, without holding the instance) and tries again, as the WASI 0.2 worlds do; the
+/// caller sees only the API's answer.
+#[test]
+fn auth_a_transient_token_endpoint_failure_is_retried() {
+    let (clock, mock) = world();
+    mock.push_canned(Canned::new(503, "text/plain", "upstream connect error"));
+    let server = auth_server(Adapter::None, &clock, &mock, &[], |o| o);
+    let answers = all_with(server.send_all(users(3)), 200);
+    assert_eq!(answers.len(), 3);
+    assert_eq!(mock.token_requests(), 2);
+    assert_eq!(mock.api_requests(), 3);
+    assert!(server.failures().is_empty(), "{:?}", server.failures());
+}
