@@ -34,6 +34,26 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
+    /// A request as it arrived: its head and its whole body.
+    pub fn new(parts: &http::request::Parts, body: Vec<u8>) -> RecordedRequest {
+        RecordedRequest {
+            method: parts.method.to_string(),
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or("/".into(), |p| p.to_string()),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                    (n.as_str().to_owned(), value)
+                })
+                .collect(),
+            body,
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         crate::header(&self.headers, name)
     }
@@ -288,24 +308,7 @@ async fn handle(
         .await
         .map(|b| b.to_bytes().to_vec())
         .unwrap_or_default();
-    let recorded = RecordedRequest {
-        method: parts.method.to_string(),
-        path: parts
-            .uri
-            .path_and_query()
-            .map_or("/".into(), |p| p.to_string()),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body,
-    };
+    let recorded = RecordedRequest::new(&parts, body);
     let (reply, delivery, hold) = {
         let mut state = state.lock().expect("mock state");
         let hold = match recorded.path == TOKEN_PATH {

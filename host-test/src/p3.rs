@@ -1215,22 +1215,7 @@ async fn echo(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let recorded = RecordedRequest {
-        method: parts.method.to_string(),
-        path: parts
-            .uri
-            .path_and_query()
-            .map_or("/".into(), |p| p.to_string()),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                (n.as_str().to_owned(), value)
-            })
-            .collect(),
-        body: body.to_vec(),
-    };
+    let recorded = RecordedRequest::new(&parts, body.to_vec());
     if let Ok(mut seen) = seen.lock() {
         seen.push(recorded);
     }

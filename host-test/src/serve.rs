@@ -287,16 +287,21 @@ impl Reply {
     }
 }
 
-/// A body-less GET, on a connection of its own, read to the end.
-pub fn get(url: &str) -> Result<Reply, String> {
+/// The one-worker runtime the harness's HTTP clients run on.
+pub fn client_runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    let runtime = RUNTIME.get_or_init(|| {
+    RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("a tokio runtime")
-    });
+    })
+}
+
+/// A body-less GET, on a connection of its own, read to the end.
+pub fn get(url: &str) -> Result<Reply, String> {
+    let runtime = client_runtime();
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
     let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
     let body = Empty::<Bytes>::new().map_err(|never| match never {});

@@ -32,7 +32,7 @@ use host_test::p3::{self, Adapter, Middleware, P3Options, P3Server, P3Service};
 use host_test::serve::{self, Flavor, ServeOptions, Server, Service};
 use http_body_util::{BodyExt, Empty};
 use std::cell::RefCell;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::Engine;
 
@@ -343,14 +343,7 @@ fn page(what: &str, status: u16, body: &[u8]) -> Result<(), String> {
 /// connection of its own (as `serve::get`, the sequential rows' client), on a one-worker
 /// runtime; their statuses and bodies.
 fn get_all(url: &str, n: usize) -> Result<Vec<(u16, Bytes)>, String> {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    let runtime = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-    });
+    let runtime = host_test::serve::client_runtime();
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
     runtime.block_on(async {
         let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(get(uri.clone()))).collect();
