@@ -151,6 +151,10 @@ impl RetryConfig {
         if !(1..=MAX_MAX_ATTEMPTS).contains(&max_attempts) {
             return invalid("retry.max-attempts must be from 1 to 10");
         }
+        // Within a zero budget no token request could ever end.
+        if self.budget_ms == Some(0) {
+            return invalid("retry.budget-ms must be positive");
+        }
         Ok(RetryPolicy {
             max_attempts,
             initial_backoff: millis(self.initial_backoff_ms, DEFAULT_INITIAL_BACKOFF),

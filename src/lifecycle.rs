@@ -25,7 +25,8 @@ use crate::redact;
 use crate::retry::{self, Deadline, Failure};
 use crate::secret::Secret;
 use crate::shared::{
-    Acquired, Lead, Outcome, Shared, SharedToken, StoreHealth, WAIT_FIRST, millis, next_pause,
+    Acquired, Lead, Outcome, Shared, SharedToken, StoreHealth, TokenMark, WAIT_FIRST, millis,
+    next_pause,
 };
 use crate::wire::{self, TokenResponse};
 use std::cell::RefCell;
@@ -162,6 +163,9 @@ struct State {
     block: Option<Block>,
     /// Consecutive credential failures, for the doubling cool-down.
     strikes: u32,
+    /// The store's token entry at the latest failure, when this instance failed as the lease
+    /// holder: a token published since then means the fleet recovered.
+    failed_over: Option<TokenMark>,
     token_requests: u64,
 }
 
@@ -187,10 +191,17 @@ impl State {
     }
 
     fn fetched(&mut self, token: HeldToken) {
-        self.block = None;
-        self.strikes = 0;
+        self.recovered();
         self.held = Some(token);
         self.source = Some(Source::FreshFetch);
+    }
+
+    /// A token came (this instance's or the fleet's): the cool-down is over and the strikes
+    /// start again from zero.
+    fn recovered(&mut self) {
+        self.block = None;
+        self.strikes = 0;
+        self.failed_over = None;
     }
 
     /// Blocks token requests as `retry::pause_after` says, `strikes` being the consecutive
@@ -621,6 +632,11 @@ impl<T, C: Clock> Lifecycle<T, C> {
         let health = self.store_health();
         let acquired = shared.acquire(&self.clock, &self.settings, held_alive, deadline, pause);
         self.store_health_logged(health);
+        // A usable token in the store was fetched after any cool-down this instance knows
+        // of: the fleet recovered, and the doubling starts again.
+        if matches!(acquired, Acquired::Adopted(_)) {
+            self.state.borrow_mut().recovered();
+        }
         match acquired {
             Acquired::Adopted(token) | Acquired::ServeAlive(Some(token)) => {
                 let now = self.clock.monotonic();
@@ -710,6 +726,18 @@ impl<T, C: Clock> Lifecycle<T, C> {
                 Ok(now)
             }
             Err(failure) => {
+                if let Some(lead) = &lead {
+                    // A token published since this instance's latest failure: the fleet
+                    // recovered meanwhile, and this instance's strikes are over.
+                    if state
+                        .failed_over
+                        .as_ref()
+                        .is_some_and(|over| lead.token.newer_than(over))
+                    {
+                        state.recovered();
+                    }
+                }
+                state.failed_over = lead.as_ref().map(|lead| lead.token.clone());
                 let (served, pause) =
                     state.failed(&failure, fleet_strikes, now, &self.settings.cool_down);
                 let shared_pause = pause.filter(|_| retry::is_shared_pause(&failure));

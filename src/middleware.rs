@@ -6,7 +6,6 @@
 use crate::authorize;
 use crate::config::Settings;
 use crate::error::Error;
-use crate::origin::Origin;
 use crate::send;
 
 /// The largest request body the middleware keeps to send again after a refused token.
@@ -14,24 +13,39 @@ pub const RESEND_BODY_MAX_VAR: &str = "MANGOPAY_AUTH_RESEND_BODY_MAX";
 /// 1 MiB: far above any Mangopay request body, small beside an instance's memory.
 pub const DEFAULT_RESEND_BODY_MAX: usize = 1 << 20;
 
-/// `MANGOPAY_AUTH_RESEND_BODY_MAX` in bytes (`0`: keep no body, so never send one again).
+/// The largest cap taken: 64 MiB. Each concurrent request may keep that much, and the body
+/// reader counts one byte past the cap.
+pub const RESEND_BODY_MAX_LIMIT: usize = 64 << 20;
+
+/// `MANGOPAY_AUTH_RESEND_BODY_MAX` in bytes (`0`: keep no body, so never send one again), at
+/// most `RESEND_BODY_MAX_LIMIT`.
 pub fn resend_body_max(var: impl Fn(&str) -> Option<String>) -> Result<usize, Error> {
-    match var(RESEND_BODY_MAX_VAR).filter(|v| !v.is_empty()) {
-        None => Ok(DEFAULT_RESEND_BODY_MAX),
-        Some(value) => value.trim().parse().map_err(|_| {
-            Error::InvalidConfig(format!("{RESEND_BODY_MAX_VAR} must be a number of bytes"))
-        }),
+    let Some(value) = var(RESEND_BODY_MAX_VAR).filter(|v| !v.is_empty()) else {
+        return Ok(DEFAULT_RESEND_BODY_MAX);
+    };
+    match value.trim().parse() {
+        Ok(max) if max <= RESEND_BODY_MAX_LIMIT => Ok(max),
+        Ok(_) => Err(Error::InvalidConfig(format!(
+            "{RESEND_BODY_MAX_VAR} must be at most {RESEND_BODY_MAX_LIMIT} bytes (64 MiB)"
+        ))),
+        Err(_) => Err(Error::InvalidConfig(format!(
+            "{RESEND_BODY_MAX_VAR} must be a number of bytes"
+        ))),
     }
 }
 
 /// Whether a request to `scheme://authority` goes to the client's base URL, and so gets the
-/// token. Anything else (another host or port, plain `http://` off loopback, an authority
-/// that does not parse) passes through untouched.
+/// token: the scheme, host and port compared with the base URL's, a missing port taken as
+/// the scheme's default. Anything else (another scheme, host or port, an authority with
+/// user-info, a path or anything but a host and port) passes through untouched. The two are
+/// never joined into a URL and parsed: a "scheme" may itself hold a URL.
 pub fn is_mangopay(settings: &Settings, scheme: &str, authority: &str) -> bool {
-    // An authority ends where a path, query or fragment would start.
-    !authority.contains(['/', '?', '#', '\\'])
-        && Origin::parse(&format!("{scheme}://{authority}/"))
-            .is_ok_and(|(origin, _)| origin == settings.base)
+    let base_scheme = if settings.base.is_secure() {
+        "https"
+    } else {
+        "http"
+    };
+    scheme.eq_ignore_ascii_case(base_scheme) && settings.base.has_authority(authority)
 }
 
 /// The checks `authorize-request` makes, on a request to the base URL: the method an HTTP

@@ -194,8 +194,9 @@ fn released(id: &str) -> Vec<u8> {
 }
 
 /// A shared cool-down as stored: until when no token request may be made, the typed error
-/// to answer meanwhile (its texts already quoted: no secret in them), and the strikes, so
-/// that the doubling after repeated failures is shared too.
+/// to answer meanwhile (its texts already quoted: no secret in them), the strikes, so that
+/// the doubling after repeated failures is shared too, and which token entry it was written
+/// over, so that a token published since ends the doubling.
 #[derive(Serialize, Deserialize)]
 struct BlockEntry {
     v: u32,
@@ -204,6 +205,10 @@ struct BlockEntry {
     pause_ms: u64,
     strikes: u32,
     error: StoredError,
+    /// `TokenMark` of the token entry the writer read: `""` if it held no token. Absent from
+    /// an older writer's entry: then no token is known to be newer.
+    #[serde(default)]
+    over: Option<String>,
 }
 
 /// The error a cool-down answers with (one of the token endpoint's answers), flat: an
@@ -279,10 +284,13 @@ impl StoredError {
 /// A cool-down read from the store.
 struct SharedBlock {
     /// What is left of it at the read: to its writer's wall-clock end, but never more than
-    /// its own pause.
+    /// its own pause (from when this instance first saw it, see `Shared::block_left`).
     remaining: Duration,
+    pause: Duration,
     strikes: u32,
     error: Error,
+    /// The token entry it was written over; `None` if its writer did not say.
+    over: Option<TokenMark>,
 }
 
 impl SharedBlock {
@@ -291,14 +299,56 @@ impl SharedBlock {
         if entry.v != 1 || entry.id != id {
             return None;
         }
+        let pause = Duration::from_millis(entry.pause_ms);
         let remaining = Duration::from_millis(entry.until_ms)
             .saturating_sub(wall_now)
-            .min(Duration::from_millis(entry.pause_ms));
+            .min(pause);
         Some(SharedBlock {
             remaining,
+            pause,
             strikes: entry.strikes,
             error: entry.error.into_error(secrets)?,
+            over: entry.over.map(TokenMark::from_hex),
         })
+    }
+
+    /// The strikes that still count for a lead that read the token entry `token`: none once
+    /// a token was published after this cool-down was written, as the fleet recovered since.
+    fn strikes_before(&self, token: &TokenMark) -> u32 {
+        match &self.over {
+            Some(over) if token.newer_than(over) => 0,
+            _ => self.strikes,
+        }
+    }
+}
+
+/// Which token a lead found in the store's token entry: a digest of the entry if it held one
+/// of ours (a token is never republished as the same bytes), `None` if it held none. Tells
+/// whether a token was published since a cool-down, with no wall clock involved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenMark(Option<String>);
+
+impl TokenMark {
+    fn of(entry: Option<&[u8]>, holds_token: bool) -> TokenMark {
+        TokenMark(
+            entry
+                .filter(|_| holds_token)
+                .map(|entry| hex(&Sha256::digest(entry))),
+        )
+    }
+
+    fn from_hex(text: String) -> TokenMark {
+        TokenMark(Some(text).filter(|t| !t.is_empty()))
+    }
+
+    fn to_hex(&self) -> String {
+        self.0.clone().unwrap_or_default()
+    }
+
+    /// Whether a token was published after `earlier` was taken: this mark holds one, and
+    /// not the one `earlier` held.
+    pub fn newer_than(&self, earlier: &TokenMark) -> bool {
+        self.0.is_some() && self.0 != earlier.0
     }
 }
 
@@ -318,10 +368,12 @@ pub enum StoreHealth {
 enum Look {
     /// Before its refresh point.
     Usable(HeldToken),
-    /// Not usable: what was read (to be replaced by compare-and-swap), and the token if it is
-    /// past its refresh point but still alive (served while another instance renews).
+    /// Not usable: what was read (to be replaced by compare-and-swap), whether it held one of
+    /// our tokens (stale or refused), and the token if it is past its refresh point but still
+    /// alive (served while another instance renews).
     Unusable {
         expected: Option<Vec<u8>>,
+        holds_token: bool,
         alive: Option<HeldToken>,
     },
     Failed,
@@ -358,10 +410,14 @@ pub struct Lead {
     expected: Option<Vec<u8>>,
     /// This instance's lease value: released only while it is still there.
     lease: Vec<u8>,
-    /// The cool-down entry read (an ended one), replaced by compare-and-swap.
+    /// What the cool-down key held (an ended cool-down, a cleared one, anything), replaced
+    /// by compare-and-swap.
     block: Option<Vec<u8>>,
-    /// The strikes it carried, for the shared doubling.
+    /// The strikes the ended cool-down carried, for the shared doubling: none if a token was
+    /// published after it.
     pub strikes: u32,
+    /// The token entry read: a cool-down this lead publishes is written over it.
+    pub token: TokenMark,
 }
 
 /// How a lead's fetch ended, for `finish`.
@@ -394,6 +450,9 @@ pub struct Shared {
     /// the monotonic clock, and in pauses counted): a lease lives no longer than its own TTL
     /// from then, whatever the writer's clock said.
     lease_seen: RefCell<Option<LeaseSeen>>,
+    /// The latest cool-down entry read and when it was first seen (monotonic): it lasts no
+    /// longer than its own pause from then, whatever the writer's clock said.
+    block_seen: RefCell<Option<(Vec<u8>, Duration)>>,
 }
 
 struct LeaseSeen {
@@ -412,6 +471,7 @@ impl Shared {
             error: RefCell::new(None),
             rejected: RefCell::new(VecDeque::new()),
             lease_seen: RefCell::new(None),
+            block_seen: RefCell::new(None),
         }
     }
 
@@ -429,18 +489,14 @@ impl Shared {
         deadline: &Deadline,
         pause: Duration,
     ) -> Acquired {
-        let (expected, alive) = match self.look(clock, settings) {
+        let alive = match self.look(clock, settings) {
             Look::Usable(token) => return Acquired::Adopted(token),
-            Look::Unusable { expected, alive } => (expected, alive),
+            Look::Unusable { alive, .. } => alive,
             Look::Failed => return Acquired::Direct,
         };
         let serve_alive = held_alive || alive.is_some();
-        let block = match self.read_block(clock, settings) {
-            Ok(block) => block,
-            Err(()) => return Acquired::Direct,
-        };
-        let (block_value, strikes) = match block {
-            Some((_, block)) if !block.remaining.is_zero() => {
+        match self.read_block(clock, settings) {
+            Ok((_, Some(block))) if !block.remaining.is_zero() => {
                 return match serve_alive {
                     true => Acquired::ServeAlive(alive),
                     false => Acquired::Blocked {
@@ -449,23 +505,11 @@ impl Shared {
                     },
                 };
             }
-            Some((value, block)) => (Some(value), block.strikes),
-            None => (None, 0),
-        };
+            Ok(_) => {}
+            Err(()) => return Acquired::Direct,
+        }
         match self.try_lease(clock, settings) {
-            Ok(Some(lease)) => {
-                return self.after_winning(
-                    clock,
-                    settings,
-                    held_alive,
-                    Lead {
-                        expected,
-                        lease,
-                        block: block_value,
-                        strikes,
-                    },
-                );
-            }
+            Ok(Some(lease)) => return self.after_winning(clock, settings, held_alive, lease),
             // Another instance renews: a live token is served meanwhile.
             Ok(None) if serve_alive => return Acquired::ServeAlive(alive),
             Ok(None) => {}
@@ -493,38 +537,39 @@ impl Shared {
         clock: &impl Clock,
         settings: &Settings,
         held_alive: bool,
-        mut lead: Lead,
+        lease: Vec<u8>,
     ) -> Acquired {
         let found = match self.look(clock, settings) {
             Look::Usable(token) => Acquired::Adopted(token),
-            Look::Unusable { expected, alive } => {
-                lead.expected = expected;
-                match self.read_block(clock, settings) {
-                    Ok(Some((_, block))) if !block.remaining.is_zero() => {
-                        match held_alive || alive.is_some() {
-                            true => Acquired::ServeAlive(alive),
-                            false => Acquired::Blocked {
-                                error: block.error,
-                                remaining: block.remaining,
-                            },
-                        }
+            Look::Unusable {
+                expected,
+                holds_token,
+                alive,
+            } => match self.read_block(clock, settings) {
+                Ok((_, Some(block))) if !block.remaining.is_zero() => {
+                    match held_alive || alive.is_some() {
+                        true => Acquired::ServeAlive(alive),
+                        false => Acquired::Blocked {
+                            error: block.error,
+                            remaining: block.remaining,
+                        },
                     }
-                    Ok(Some((value, block))) => {
-                        lead.block = Some(value);
-                        lead.strikes = block.strikes;
-                        return Acquired::Leader(lead);
-                    }
-                    Ok(None) => {
-                        lead.block = None;
-                        lead.strikes = 0;
-                        return Acquired::Leader(lead);
-                    }
-                    Err(()) => Acquired::Direct,
                 }
-            }
+                Ok((value, block)) => {
+                    let token = TokenMark::of(expected.as_deref(), holds_token);
+                    return Acquired::Leader(Lead {
+                        strikes: block.map_or(0, |block| block.strikes_before(&token)),
+                        expected,
+                        lease,
+                        block: value,
+                        token,
+                    });
+                }
+                Err(()) => Acquired::Direct,
+            },
             Look::Failed => Acquired::Direct,
         };
-        self.release(settings, &lead.lease, "");
+        self.release(settings, &lease, "");
         found
     }
 
@@ -598,21 +643,44 @@ impl Shared {
         }
     }
 
-    /// The shared cool-down entry, if there is one of ours: `Err` when the store failed.
+    /// What the cool-down key holds (whatever it is: a lead replaces it by compare-and-swap)
+    /// and the cool-down in it, if it is one of ours: `Err` when the store failed.
     fn read_block(
         &self,
         clock: &impl Clock,
         settings: &Settings,
-    ) -> Result<Option<(Vec<u8>, SharedBlock)>, ()> {
+    ) -> Result<(Option<Vec<u8>>, Option<SharedBlock>), ()> {
         let secrets = redact::secrets(settings, "");
-        match self.store.get(&self.keys.block) {
-            Ok(value) => Ok(value.and_then(|value| {
-                let block = SharedBlock::decode(&value, &self.keys.id, clock.wall(), &secrets)?;
-                Some((value, block))
-            })),
+        let value = match self.store.get(&self.keys.block) {
+            Ok(value) => value,
             Err(e) => {
                 self.failed(e, &secrets);
-                Err(())
+                return Err(());
+            }
+        };
+        let block = value.as_deref().and_then(|value| {
+            let mut block = SharedBlock::decode(value, &self.keys.id, clock.wall(), &secrets)?;
+            block.remaining = block
+                .remaining
+                .min(self.block_left(clock, value, block.pause));
+            Some(block)
+        });
+        Ok((value, block))
+    }
+
+    /// What is left of the cool-down entry `value` by this instance's own clock: its `pause`
+    /// from when this instance first saw it. A writer whose clock runs ahead cannot make it
+    /// last longer.
+    fn block_left(&self, clock: &impl Clock, value: &[u8], pause: Duration) -> Duration {
+        let now = clock.monotonic();
+        let mut seen = self.block_seen.borrow_mut();
+        match seen.as_ref() {
+            Some((seen_value, at)) if seen_value == value => {
+                pause.saturating_sub(now.saturating_sub(*at))
+            }
+            _ => {
+                *seen = Some((value.to_vec(), now));
+                pause
             }
         }
     }
@@ -631,8 +699,9 @@ impl Shared {
         self.ok();
         let found = expected
             .as_deref()
-            .and_then(|value| SharedToken::decode(value, &self.keys.id))
-            .filter(|f| !self.was_rejected(&f.access_token));
+            .and_then(|value| SharedToken::decode(value, &self.keys.id));
+        let holds_token = found.is_some();
+        let found = found.filter(|f| !self.was_rejected(&f.access_token));
         let mut alive = None;
         if let Some(found) = found {
             let now = clock.monotonic();
@@ -642,7 +711,11 @@ impl Shared {
             }
             alive = token.is_alive(now).then_some(token);
         }
-        Look::Unusable { expected, alive }
+        Look::Unusable {
+            expected,
+            holds_token,
+            alive,
+        }
     }
 
     /// The lease holder's fetch is over: shares its token (replacing what was read, stale,
@@ -663,9 +736,10 @@ impl Shared {
                     ttl,
                     &secrets,
                 );
-                // The cool-down has ended in success: the strikes start again from zero.
-                if let Some(block) = &lead.block {
-                    let cleared = released(&self.keys.id);
+                // The cool-down has ended in success: the strikes start again from zero. A key
+                // already cleared is left as it is.
+                let cleared = released(&self.keys.id);
+                if let Some(block) = lead.block.as_ref().filter(|b| **b != cleared) {
                     let swapped = self.store.compare_and_swap(
                         &self.keys.block,
                         Some(block),
@@ -691,6 +765,7 @@ impl Shared {
                         pause_ms: millis(pause),
                         strikes,
                         error: stored,
+                        over: Some(lead.token.to_hex()),
                     };
                     let value = serde_json::to_vec(&entry).unwrap_or_default();
                     // Kept past its end for as long again as the longest cool-down, so that

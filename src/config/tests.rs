@@ -76,6 +76,29 @@ fn refusals_never_echo_values() {
     assert!(matches!(Settings::new(c), Err(Error::InvalidConfig(_))));
 }
 
+/// No token request could end within a zero budget: refused, as a zero timeout is.
+#[test]
+fn a_zero_retry_budget_is_refused() {
+    let mut c = config("id", "key", None);
+    c.retry = Some(RetryConfig {
+        budget_ms: Some(0),
+        ..RetryConfig::default()
+    });
+    assert!(matches!(
+        Settings::new(c),
+        Err(Error::InvalidConfig(m)) if m == "retry.budget-ms must be positive"
+    ));
+    let mut c = config("id", "key", None);
+    c.retry = Some(RetryConfig {
+        budget_ms: Some(1),
+        ..RetryConfig::default()
+    });
+    assert_eq!(
+        Settings::new(c).expect("valid").retry.budget,
+        Duration::from_millis(1)
+    );
+}
+
 #[test]
 fn settings_debug_hides_the_credential() {
     let s = Settings::new(config("id", "key-123", None)).expect("valid");

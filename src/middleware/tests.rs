@@ -41,6 +41,54 @@ fn only_the_base_urls_origin_gets_the_token() {
     }
 }
 
+/// The scheme and authority come apart from the caller's request: neither may smuggle in a
+/// URL whose origin is the base URL's.
+#[test]
+fn a_hostile_scheme_or_authority_never_passes_for_the_base_url() {
+    let settings = settings();
+    for (scheme, authority) in [
+        ("https://api.sandbox.mangopay.com/x?", "evil.example"),
+        ("https://api.sandbox.mangopay.com?", "evil.example"),
+        ("https://api.sandbox.mangopay.com:443/", "evil.example"),
+        ("https://api.sandbox.mangopay.com/", ""),
+        ("https:", "//api.sandbox.mangopay.com"),
+        ("https ", "api.sandbox.mangopay.com"),
+        ("", "api.sandbox.mangopay.com"),
+        ("ftp", "api.sandbox.mangopay.com"),
+        ("https", "evil.example@api.sandbox.mangopay.com"),
+        ("https", "api.sandbox.mangopay.com@evil.example"),
+        ("https", "api.sandbox.mangopay.com?x"),
+        ("https", "api.sandbox.mangopay.com#x"),
+        ("https", "api.sandbox.mangopay.com\\x"),
+        ("https", "api.sandbox.mangopay.com "),
+        ("https", " api.sandbox.mangopay.com"),
+        ("https", "api.sandbox.mangopay.com\t"),
+        ("https", "api.sandbox.mangopay.com:"),
+        ("https", "api.sandbox.mangopay.com:443 "),
+        ("https", "api.sandbox.mangopay.com:80"),
+        ("https", "api.sandbox.mangopay.com."),
+    ] {
+        assert!(
+            !is_mangopay(&settings, scheme, authority),
+            "{scheme:?} {authority:?}"
+        );
+    }
+    // Default ports compare equal to explicit ones, for either scheme of the base URL.
+    assert!(is_mangopay(
+        &settings,
+        "HTTPS",
+        "api.sandbox.mangopay.com:443"
+    ));
+    let mut local = config();
+    local.base_url = Some("http://localhost".into());
+    let local = Settings::new(local).expect("valid config");
+    assert!(is_mangopay(&local, "http", "localhost:80"));
+    assert!(is_mangopay(&local, "http", "LOCALHOST"));
+    assert!(!is_mangopay(&local, "https", "localhost"));
+    assert!(!is_mangopay(&local, "https", "localhost:80"));
+    assert!(!is_mangopay(&local, "http", "localhost:443"));
+}
+
 #[test]
 fn requests_are_checked_as_authorize_request_checks_them() {
     let settings = settings();
@@ -69,6 +117,21 @@ fn the_resend_cap_defaults_to_one_mib_and_must_be_a_number() {
     assert_eq!(resend_body_max(|_| Some(" 4096 ".into())), Ok(4096));
     let error = resend_body_max(|_| Some("1MB".into())).expect_err("not bytes");
     assert_eq!(error.case_name(), "invalid-config");
+}
+
+#[test]
+fn the_resend_cap_is_bounded() {
+    // 64 MiB.
+    assert_eq!(resend_body_max(|_| Some("67108864".into())), Ok(64 << 20));
+    for over in [(64usize << 20) + 1, usize::MAX] {
+        let Err(Error::InvalidConfig(text)) = resend_body_max(|_| Some(over.to_string())) else {
+            panic!("{over} refused");
+        };
+        assert!(
+            text.contains(RESEND_BODY_MAX_VAR) && text.contains("67108864"),
+            "{text}"
+        );
+    }
 }
 
 #[test]

@@ -311,3 +311,111 @@ fn a_lease_lives_its_own_ttl_from_when_it_was_first_seen() {
     assert_eq!(client.get_token().expect("took over").access_token, "own");
     assert_eq!(transport.sent(), 1);
 }
+
+/// A lockout, then another instance's token: the fleet recovered. The next lockout starts
+/// at the base cool-down again, whether this instance adopted that token or slept through
+/// it, and whatever ended cool-down entry the store still holds.
+#[test]
+fn a_recovery_by_another_instance_restarts_the_doubling() {
+    for adopts in [true, false] {
+        let (transport, clock, store) = shared_parts();
+        transport.answer(400, LOCKOUT);
+        let long_lived = shared_client(&transport, &clock, &store);
+        let error = long_lived.get_token().expect_err("locked");
+        assert_eq!(retry_in(&error), Some(secs(60)));
+        clock.advance(secs(60));
+        transport.answer(200, &token_body("back", 1200));
+        shared_client(&transport, &clock, &store)
+            .get_token()
+            .expect("token");
+        if adopts {
+            let token = long_lived.get_token().expect("adopted");
+            assert_eq!(token.access_token, "back");
+            assert_eq!(long_lived.status().source, Some(Source::SharedStore));
+        }
+        // The token has expired; the token endpoint locks the account again.
+        clock.advance(secs(1200));
+        transport.answer(400, LOCKOUT);
+        let error = long_lived.get_token().expect_err("locked again");
+        assert_eq!(retry_in(&error), Some(secs(60)), "adopts {adopts}");
+        let entry = String::from_utf8(store.value(&keys().block).expect("a cool-down")).unwrap();
+        assert!(entry.contains(r#""strikes":1,"#), "{entry}");
+        assert_eq!(transport.sent(), 3);
+    }
+}
+
+#[test]
+fn an_ended_cool_down_older_than_the_shared_token_counts_no_strikes() {
+    let (transport, clock, store) = shared_parts();
+    transport.answer(400, LOCKOUT);
+    shared_client(&transport, &clock, &store)
+        .get_token()
+        .expect_err("locked");
+    let ended = store.value(&keys().block).expect("published");
+    clock.advance(secs(60));
+    transport.answer(200, &token_body("back", 1200));
+    shared_client(&transport, &clock, &store)
+        .get_token()
+        .expect("token");
+    // The store lost the write that cleared the cool-down: the ended entry is back.
+    store.insert(&keys().block, &ended);
+    clock.advance(secs(1200));
+    transport.answer(400, LOCKOUT);
+    let error = shared_client(&transport, &clock, &store)
+        .get_token()
+        .expect_err("locked again");
+    assert_eq!(retry_in(&error), Some(secs(60)));
+    // Without a token since, an ended entry still doubles the next pause.
+    clock.advance(secs(60));
+    let error = shared_client(&transport, &clock, &store)
+        .get_token()
+        .expect_err("locked again");
+    assert_eq!(retry_in(&error), Some(secs(120)));
+    assert_eq!(transport.sent(), 4);
+}
+
+/// A cool-down written by a host whose clock runs 10 minutes ahead: a reader trusts it for
+/// no longer than its pause from when it first saw it.
+#[test]
+fn a_cool_down_from_a_clock_ten_minutes_ahead_ends_after_its_pause() {
+    let (transport, clock, store) = shared_parts();
+    transport.answer(400, LOCKOUT);
+    let ahead = clock.skewed(secs(600));
+    shared_client(&transport, &ahead, &store)
+        .get_token()
+        .expect_err("locked");
+    clock.advance(secs(20));
+    let reader = shared_client(&transport, &clock, &store);
+    let error = reader.get_token().expect_err("blocked");
+    assert_eq!(retry_in(&error), Some(secs(60)));
+    clock.advance(secs(59));
+    let error = reader.get_token().expect_err("still blocked");
+    assert_eq!(retry_in(&error), Some(secs(1)));
+    assert_eq!(transport.sent(), 1);
+    clock.advance(secs(1));
+    transport.answer(200, &token_body("back", 1200));
+    assert_eq!(
+        reader.get_token().expect("its pause is over").access_token,
+        "back"
+    );
+    assert_eq!(transport.sent(), 2);
+}
+
+/// A cool-down key holding something else (a cleared cool-down whose marker the store keeps
+/// longer than asked, a corrupt value) is still replaced by the next cool-down.
+#[test]
+fn a_cool_down_is_published_over_whatever_its_key_holds() {
+    for there in [released(&keys().id), b"garbage".to_vec()] {
+        let (transport, clock, store) = shared_parts();
+        store.insert(&keys().block, &there);
+        transport.answer(400, LOCKOUT);
+        shared_client(&transport, &clock, &store)
+            .get_token()
+            .expect_err("locked");
+        let error = shared_client(&transport, &clock, &store)
+            .get_token()
+            .expect_err("blocked by the fleet");
+        assert_eq!(retry_in(&error), Some(secs(60)));
+        assert_eq!(transport.sent(), 1);
+    }
+}

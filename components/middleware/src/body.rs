@@ -40,7 +40,7 @@ impl Body {
                     trailers,
                 });
             }
-            let room = (cap + 1 - read.len()).min(CHUNK);
+            let room = (cap.saturating_add(1) - read.len()).min(CHUNK);
             let (result, chunk) = stream.read(Vec::with_capacity(room)).await;
             read.extend_from_slice(&chunk);
             if !matches!(result, StreamResult::Complete(_)) {
