@@ -1,28 +1,31 @@
 //! `mangopay:auth/token-store` over a platform's `wasi:keyvalue` bucket: the logic of the
 //! keyvalue adapter components, with the bucket behind a trait so it is tested natively.
 //!
-//! The platforms' stores have no time to live and, in `wasi:keyvalue@0.2.0-draft`, no
-//! compare-and-swap; Spin's SQLite `cas` creates an absent key by an unconditional upsert. So:
+//! The platforms' stores have no time to live, and their atomics cannot be trusted as they
+//! ship: Spin's Redis `swap` reports `cas-failed` for every write it made and success for an
+//! `EXEC` it aborted; Spin's SQLite `swap` upserts blindly on an absent key; wasmCloud's NATS
+//! `increment` on an absent key is a plain put (every racer is "first") and a conflict on a
+//! present one is an error. So the adapter uses no atomic at all, only `get` and `set`,
+//! which every backend does exactly, and the monotonic clock:
 //!
 //! - Every value is stored in an [`Envelope`] with its wall-clock expiry and a random nonce:
 //!   an expired entry reads as absent, and no two writes store the same bytes.
-//! - `delete` writes a tombstone envelope instead of removing the key, so after its first
-//!   creation a key is never physically absent again and every later write replaces a
-//!   distinct, known value.
-//! - Replacing a present value uses the store's `cas` where it has one (draft2): exact.
-//! - Otherwise (draft, or creating an absent key) an election decides: each writer that read
-//!   the same physical value increments one counter keyed by that value's hash; whoever gets
-//!   `1 (mod ELECTION_SPAN)` reads the key again and writes only if it is unchanged, then
-//!   deletes the counter. `increment` is atomic on every platform, so writers racing on one
-//!   value get distinct numbers and one writes. The span lets a later writer take over when
-//!   the elected one died between its increment and its write.
-//!
-//! Bound: a second writer wins only when more than `ELECTION_SPAN` increments land on the
-//! same value before the elected writer's write (after an election the new value is live and
-//! writers stop incrementing). Counters are left behind only by a writer that died mid-election.
+//! - `delete` writes a tombstone envelope instead of removing the key: no delete markers or
+//!   counters pile up (a client leaves exactly its three keys), and a key once written is
+//!   never physically absent again.
+//! - A compare-and-swap is settled by what the store holds afterwards, not by any answer:
+//!   read the key (the check), write the new envelope, wait [`SETTLE`], read it back. The
+//!   writer won if its own envelope is still there and its check and write took at most
+//!   [`SETTLE`] by the monotonic clock. Two writers cannot both win: the later write B lands
+//!   after the earlier winner A read its own value back, so more than `SETTLE` after A's
+//!   write; B's check began at most `SETTLE` before B's write ended, so after A's write, and
+//!   saw A's value (or a later one), not the expected one, and B did not write. This holds
+//!   for any store whose `get` sees every `set` that returned before it began; it needs no
+//!   bound on the store's latency. A writer that took longer than `SETTLE` (a stalled store)
+//!   loses even if its value stayed: the caller looks again, and a lease left that way
+//!   ends by its own time to live.
 
 use crate::ports::{StoreError, TokenStore};
-use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -33,17 +36,19 @@ pub const BUCKET_VAR: &str = "MANGOPAY_AUTH_KV_BUCKET";
 /// opens any identifier.
 pub const DEFAULT_BUCKET: &str = "default";
 
-/// Increments on one value's counter per elected writer: the takeover after a writer died
-/// mid-election, and the most contenders an election keeps to one winner.
-pub const ELECTION_SPAN: i64 = 64;
+/// How long a writer waits before reading its write back, and the longest its check and
+/// write may take: the price of a compare-and-swap on a store with no trustworthy atomic,
+/// paid by the lease holder only (three writes a renewal), never on a cached call.
+pub const SETTLE: Duration = Duration::from_millis(50);
 
 const MAGIC: &str = "mpkv1 ";
 
-/// The bucket label from the variable's value: trimmed, the default when unset or blank.
+/// The bucket label from the variable's value, trimmed: the default when unset. Set but
+/// empty selects the bucket `""`, the only one `wasmtime serve -S keyvalue` opens.
 pub fn bucket_label(value: Option<&str>) -> &str {
-    match value.map(str::trim) {
-        Some(label) if !label.is_empty() => label,
-        _ => DEFAULT_BUCKET,
+    match value {
+        Some(label) => label.trim(),
+        None => DEFAULT_BUCKET,
     }
 }
 
@@ -121,7 +126,8 @@ impl KvError {
     pub fn no_such_store(label: &str) -> KvError {
         KvError(format!(
             "wasi:keyvalue: no store `{label}` (Spin: list it in the component's key_value_stores; \
-             or set {BUCKET_VAR})"
+             wasmtime serve -S keyvalue opens only the store \"\": set {BUCKET_VAR}= empty; \
+             otherwise set {BUCKET_VAR} to a store the host opens)"
         ))
     }
 
@@ -139,53 +145,37 @@ impl KvError {
     }
 }
 
-/// A key's value as read, and the `cas` handle that remembers it (draft2 only).
-pub type Read<C> = (Option<Vec<u8>>, Option<C>);
-
-/// What the adapter needs from the platform: one open bucket of `wasi:keyvalue`, the wall
-/// clock and randomness.
+/// What the adapter needs from the platform: one open bucket of `wasi:keyvalue` (its `get`
+/// and `set`, nothing atomic), the clocks and randomness.
 pub trait Bucket {
-    /// A `cas` handle of draft2; draft has none.
-    type Cas;
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError>;
-    fn delete(&self, key: &str) -> Result<(), KvError>;
-    /// Atomically adds 1 and returns the new value (an absent key counts as 0).
-    fn increment(&self, key: &str) -> Result<i64, KvError>;
-    /// The key's value, with a `cas` handle remembering it when the store has one
-    /// (draft2: `cas.new` then `current`); without one, a plain `get`.
-    fn read(&self, key: &str) -> Result<Read<Self::Cas>, KvError>;
-    /// Writes through the handle if the key still holds what it read: `Ok(false)` when
-    /// another writer came first (`cas-failed`).
-    fn swap(&self, cas: Self::Cas, value: &[u8]) -> Result<bool, KvError>;
     /// Wall time in milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+    /// Monotonic time: what settles a write is measured on it.
+    fn monotonic(&self) -> Duration;
+    /// Blocks the caller for `duration`.
+    fn sleep(&self, duration: Duration);
     fn nonce(&self) -> u64;
-}
-
-/// The counter deciding which writer replaces `physical` at `key`.
-pub fn election_key(key: &str, physical: Option<&[u8]>) -> String {
-    match physical {
-        None => format!("{key}/election/absent"),
-        Some(bytes) => {
-            let digest = Sha256::digest(bytes);
-            let hex = digest.iter().fold(String::new(), |mut out, b| {
-                let _ = write!(out, "{b:02x}");
-                out
-            });
-            format!("{key}/election/{hex}")
-        }
-    }
 }
 
 /// `mangopay:auth/token-store` over a [`Bucket`].
 pub struct KeyValueStore<B> {
     bucket: B,
+    settle: Duration,
 }
 
 impl<B: Bucket> KeyValueStore<B> {
     pub fn new(bucket: B) -> Self {
-        KeyValueStore { bucket }
+        KeyValueStore {
+            bucket,
+            settle: SETTLE,
+        }
+    }
+
+    /// The same with another settling time (tests).
+    pub fn with_settle(bucket: B, settle: Duration) -> Self {
+        KeyValueStore { bucket, settle }
     }
 
     pub fn bucket(&self) -> &B {
@@ -199,7 +189,8 @@ impl<B: Bucket> KeyValueStore<B> {
     }
 
     /// `token-store.compare-and-swap`: sets `key` to `value` for `ttl` if its live value is
-    /// `expected` (none: absent, expired or a tombstone).
+    /// `expected` (none: absent, expired or a tombstone). `Ok(false)` for a lost race: only a
+    /// store that did not answer is an error.
     pub fn compare_and_swap(
         &self,
         key: &str,
@@ -207,18 +198,26 @@ impl<B: Bucket> KeyValueStore<B> {
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, KvError> {
+        let began = self.bucket.monotonic();
         let now = self.bucket.now_ms();
-        let (physical, cas) = self.bucket.read(key)?;
+        let physical = self.bucket.get(key)?;
         if logical(physical.as_deref(), now).as_deref() != expected {
             return Ok(false);
         }
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let envelope = Envelope {
+        let mine = Envelope {
             expires_at_ms: now.saturating_add(ttl_ms),
             nonce: self.bucket.nonce(),
             value: value.to_vec(),
-        };
-        self.replace(key, physical.as_deref(), cas, &envelope.encode())
+        }
+        .encode();
+        self.bucket.set(key, &mine)?;
+        // The proof in the module comment needs both: a check that began at most `settle`
+        // before the write ended, and a read back at least `settle` after it.
+        let timely = self.bucket.monotonic().saturating_sub(began) <= self.settle;
+        self.bucket.sleep(self.settle);
+        let after = self.bucket.get(key)?;
+        Ok(timely && after.as_deref() == Some(mine.as_slice()))
     }
 
     /// `token-store.delete`: a tombstone, so the key is never physically absent again.
@@ -229,41 +228,6 @@ impl<B: Bucket> KeyValueStore<B> {
             value: Vec::new(),
         };
         self.bucket.set(key, &tombstone.encode())
-    }
-
-    /// Writes `new` over `physical`, the bytes read with `cas`, if no other writer did first.
-    fn replace(
-        &self,
-        key: &str,
-        physical: Option<&[u8]>,
-        cas: Option<B::Cas>,
-        new: &[u8],
-    ) -> Result<bool, KvError> {
-        // A store's own compare-and-swap is exact on a present value. On an absent one Spin's
-        // SQLite store upserts unconditionally, so creation goes through the election.
-        if let (Some(cas), Some(_)) = (cas, physical) {
-            return self.bucket.swap(cas, new);
-        }
-        let election = election_key(key, physical);
-        let ticket = self.bucket.increment(&election)?;
-        if ticket.saturating_sub(1).rem_euclid(ELECTION_SPAN) != 0 {
-            return Ok(false);
-        }
-        // Elected: still the value the election was about? A latecomer that incremented
-        // after the winner wrote and deleted the counter finds a new value here.
-        let written = self.bucket.read(key).and_then(|(again, cas)| {
-            if again.as_deref() != physical {
-                return Ok(false);
-            }
-            match cas {
-                Some(cas) => self.bucket.swap(cas, new),
-                None => self.bucket.set(key, new).map(|()| true),
-            }
-        });
-        // Whatever happened, store errors included: a counter left behind would make the
-        // next writer on this value lose its election until the span wraps.
-        let _ = self.bucket.delete(&election);
-        written
     }
 }
 

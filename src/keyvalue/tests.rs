@@ -3,45 +3,60 @@ use crate::fakes::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
+use std::time::Instant;
 
-/// How the fake's `cas` behaves, one per platform behaviour.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Atomics {
-    /// draft2 over a store whose `swap` is exact, also on an absent key (Spin's Redis: WATCH).
-    ExactCas,
-    /// draft2 over Spin's SQLite store: `swap` after `current()` was none upserts blindly.
-    SpinUpsertCas,
-    /// draft: `increment` only.
-    IncrementOnly,
-}
-
+/// A bucket with exact `get` and `set` (every backend's), a wall clock that moves when told,
+/// the real monotonic clock, and faults: a stalled `set`, a failing operation.
 #[derive(Default)]
 struct Inner {
     map: Mutex<HashMap<String, Vec<u8>>>,
     now_ms: AtomicU64,
     nonce: AtomicU64,
-    /// Contenders wait here before their first `increment` or `swap`: all have read before
-    /// any of them votes or writes.
+    /// Contenders wait here before their first `set`: all have checked before any writes.
     gate: Mutex<Option<Arc<Barrier>>>,
-    reads: AtomicU64,
-    /// The `read` that fails, counted from 1 (0: none).
-    failing_read: AtomicU64,
+    ops: AtomicU64,
+    /// The operation that fails, counted from 1 (0: none).
+    failing_op: AtomicU64,
 }
 
 #[derive(Clone)]
 struct Fake {
-    atomics: Atomics,
     inner: Arc<Inner>,
+    /// The real monotonic clock from here; `None`: frozen, and sleeping takes no time
+    /// (tests where no write races).
+    origin: Option<Instant>,
+}
+
+/// How this thread's next `set` stalls.
+#[derive(Clone, Copy)]
+enum Stall {
+    None,
+    /// The write lands this late (the store was slow to apply it).
+    BeforeApplying(Duration),
+    /// The write lands at once, its answer this late.
+    AfterApplying(Duration),
+}
+
+thread_local! {
+    static PASSED_GATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static STALL: std::cell::Cell<Stall> = const { std::cell::Cell::new(Stall::None) };
 }
 
 impl Fake {
-    fn new(atomics: Atomics) -> Fake {
+    fn new() -> Fake {
         let fake = Fake {
-            atomics,
             inner: Arc::default(),
+            origin: Some(Instant::now()),
         };
         fake.inner.now_ms.store(1_800_000_000_000, Ordering::SeqCst);
         fake
+    }
+
+    fn frozen() -> Fake {
+        Fake {
+            origin: None,
+            ..Fake::new()
+        }
     }
 
     fn advance_ms(&self, ms: u64) {
@@ -58,89 +73,64 @@ impl Fake {
         keys
     }
 
-    /// The first vote or swap of each thread waits for the other contenders.
-    fn wait_at_gate(&self) {
+    fn gate(&self, contenders: usize) {
+        *self.inner.gate.lock().unwrap() = Some(Arc::new(Barrier::new(contenders)));
+    }
+
+    fn fail_op(&self, nth: u64) {
+        self.inner.ops.store(0, Ordering::SeqCst);
+        self.inner.failing_op.store(nth, Ordering::SeqCst);
+    }
+
+    fn op(&self) -> Result<(), KvError> {
+        let nth = self.inner.ops.fetch_add(1, Ordering::SeqCst) + 1;
+        match nth == self.inner.failing_op.load(Ordering::SeqCst) {
+            true => Err(KvError("connection refused".into())),
+            false => Ok(()),
+        }
+    }
+}
+
+impl Bucket for Fake {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.op()?;
+        Ok(self.raw(key))
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.op()?;
         let gate = self.inner.gate.lock().unwrap().clone();
         if let Some(gate) = gate.filter(|_| !PASSED_GATE.get()) {
             PASSED_GATE.set(true);
             gate.wait();
         }
-    }
-
-    fn gate(&self, contenders: usize) {
-        *self.inner.gate.lock().unwrap() = Some(Arc::new(Barrier::new(contenders)));
-    }
-}
-
-thread_local! {
-    static PASSED_GATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// A `cas` handle: the key and what `current()` returned.
-struct Handle {
-    key: String,
-    seen: Option<Vec<u8>>,
-}
-
-impl Bucket for Fake {
-    type Cas = Handle;
-
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        Ok(self.raw(key))
-    }
-
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        let stall = STALL.replace(Stall::None);
+        if let Stall::BeforeApplying(d) = stall {
+            std::thread::sleep(d);
+        }
         self.inner
             .map
             .lock()
             .unwrap()
             .insert(key.into(), value.to_vec());
-        Ok(())
-    }
-
-    fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.inner.map.lock().unwrap().remove(key);
-        Ok(())
-    }
-
-    fn increment(&self, key: &str) -> Result<i64, KvError> {
-        self.wait_at_gate();
-        let mut map = self.inner.map.lock().unwrap();
-        let old = match map.get(key) {
-            Some(bytes) => i64::from_le_bytes(bytes.as_slice().try_into().expect("a counter")),
-            None => 0,
-        };
-        map.insert(key.into(), (old + 1).to_le_bytes().to_vec());
-        Ok(old + 1)
-    }
-
-    fn read(&self, key: &str) -> Result<Read<Handle>, KvError> {
-        let nth = self.inner.reads.fetch_add(1, Ordering::SeqCst) + 1;
-        if nth == self.inner.failing_read.load(Ordering::SeqCst) {
-            return Err(KvError("read failed".into()));
+        if let Stall::AfterApplying(d) = stall {
+            std::thread::sleep(d);
         }
-        let seen = self.raw(key);
-        let handle = (self.atomics != Atomics::IncrementOnly).then(|| Handle {
-            key: key.into(),
-            seen: seen.clone(),
-        });
-        Ok((seen, handle))
-    }
-
-    fn swap(&self, cas: Handle, value: &[u8]) -> Result<bool, KvError> {
-        assert_ne!(self.atomics, Atomics::IncrementOnly, "draft has no cas");
-        self.wait_at_gate();
-        let mut map = self.inner.map.lock().unwrap();
-        let blind = self.atomics == Atomics::SpinUpsertCas && cas.seen.is_none();
-        if !blind && map.get(&cas.key) != cas.seen.as_ref() {
-            return Ok(false);
-        }
-        map.insert(cas.key, value.to_vec());
-        Ok(true)
+        Ok(())
     }
 
     fn now_ms(&self) -> u64 {
         self.inner.now_ms.load(Ordering::SeqCst)
+    }
+
+    fn monotonic(&self) -> Duration {
+        self.origin.map_or(Duration::ZERO, |o| o.elapsed())
+    }
+
+    fn sleep(&self, duration: Duration) {
+        if self.origin.is_some() {
+            std::thread::sleep(duration);
+        }
     }
 
     fn nonce(&self) -> u64 {
@@ -148,13 +138,13 @@ impl Bucket for Fake {
     }
 }
 
-const ALL: [Atomics; 3] = [
-    Atomics::ExactCas,
-    Atomics::SpinUpsertCas,
-    Atomics::IncrementOnly,
-];
 const KEY: &str = "mangopay-auth/v1/lease/abc";
 const TTL: Duration = Duration::from_secs(10);
+const SETTLE_TEST: Duration = Duration::from_millis(20);
+
+fn store(fake: &Fake) -> KeyValueStore<Fake> {
+    KeyValueStore::with_settle(fake.clone(), SETTLE_TEST)
+}
 
 #[test]
 fn envelopes_round_trip_and_hide_their_value() {
@@ -187,207 +177,234 @@ fn envelopes_round_trip_and_hide_their_value() {
 }
 
 #[test]
-fn the_bucket_label_defaults_to_the_platforms_default_store() {
+fn the_bucket_label_defaults_to_the_platforms_default_store_and_can_be_empty() {
     assert_eq!(bucket_label(None), "default");
-    assert_eq!(bucket_label(Some("  ")), "default");
     assert_eq!(bucket_label(Some(" tokens ")), "tokens");
+    // `wasmtime serve -S keyvalue` opens only "".
+    assert_eq!(bucket_label(Some("")), "");
+    assert_eq!(bucket_label(Some("  ")), "");
 }
 
 #[test]
-fn compare_and_swap_keeps_token_store_semantics_on_every_platform() {
-    for atomics in ALL {
-        let fake = Fake::new(atomics);
-        let store = KeyValueStore::new(fake.clone());
-        assert_eq!(store.get(KEY), Ok(None));
-        assert_eq!(
-            store.compare_and_swap(KEY, Some(b"x"), b"a", TTL),
-            Ok(false)
-        );
-        assert_eq!(
-            store.compare_and_swap(KEY, None, b"a", TTL),
-            Ok(true),
-            "{atomics:?}"
-        );
-        assert_eq!(store.get(KEY), Ok(Some(b"a".to_vec())));
-        assert_eq!(store.compare_and_swap(KEY, None, b"b", TTL), Ok(false));
-        assert_eq!(
-            store.compare_and_swap(KEY, Some(b"b"), b"c", TTL),
-            Ok(false)
-        );
-        assert_eq!(store.compare_and_swap(KEY, Some(b"a"), b"b", TTL), Ok(true));
-        assert_eq!(store.get(KEY), Ok(Some(b"b".to_vec())));
-        // Deleted: a tombstone, read as absent, replaced like one.
-        assert_eq!(store.delete(KEY), Ok(()));
-        assert!(fake.raw(KEY).is_some());
-        assert_eq!(store.get(KEY), Ok(None));
-        assert_eq!(store.compare_and_swap(KEY, None, b"d", TTL), Ok(true));
-        // Expired: absent.
-        fake.advance_ms(10_000);
-        assert_eq!(store.get(KEY), Ok(None));
-        assert_eq!(
-            store.compare_and_swap(KEY, Some(b"d"), b"e", TTL),
-            Ok(false)
-        );
-        assert_eq!(store.compare_and_swap(KEY, None, b"e", TTL), Ok(true));
-        // No election counter is left behind.
-        assert_eq!(fake.keys(), [KEY], "{atomics:?}");
-    }
+fn the_missing_store_error_names_each_hosts_fix() {
+    let KvError(text) = KvError::no_such_store("default");
+    assert!(text.contains("key_value_stores"), "{text}");
+    assert!(text.contains("wasmtime serve"), "{text}");
+    assert!(text.contains("MANGOPAY_AUTH_KV_BUCKET= empty"), "{text}");
+}
+
+#[test]
+fn compare_and_swap_keeps_token_store_semantics() {
+    let fake = Fake::new();
+    let store = store(&fake);
+    assert_eq!(store.get(KEY), Ok(None));
+    assert_eq!(
+        store.compare_and_swap(KEY, Some(b"x"), b"a", TTL),
+        Ok(false)
+    );
+    assert_eq!(store.compare_and_swap(KEY, None, b"a", TTL), Ok(true));
+    assert_eq!(store.get(KEY), Ok(Some(b"a".to_vec())));
+    assert_eq!(store.compare_and_swap(KEY, None, b"b", TTL), Ok(false));
+    assert_eq!(
+        store.compare_and_swap(KEY, Some(b"b"), b"c", TTL),
+        Ok(false)
+    );
+    assert_eq!(store.compare_and_swap(KEY, Some(b"a"), b"b", TTL), Ok(true));
+    assert_eq!(store.get(KEY), Ok(Some(b"b".to_vec())));
+    // Deleted: a tombstone, read as absent, replaced like one.
+    assert_eq!(store.delete(KEY), Ok(()));
+    assert!(fake.raw(KEY).is_some());
+    assert_eq!(store.get(KEY), Ok(None));
+    assert_eq!(store.compare_and_swap(KEY, None, b"d", TTL), Ok(true));
+    // Expired: absent.
+    fake.advance_ms(10_000);
+    assert_eq!(store.get(KEY), Ok(None));
+    assert_eq!(
+        store.compare_and_swap(KEY, Some(b"d"), b"e", TTL),
+        Ok(false)
+    );
+    assert_eq!(store.compare_and_swap(KEY, None, b"e", TTL), Ok(true));
+    // Nothing but the key itself: no counter, no marker.
+    assert_eq!(fake.keys(), [KEY]);
 }
 
 #[test]
 fn a_foreign_value_reads_as_absent_and_is_replaced() {
-    for atomics in ALL {
-        let fake = Fake::new(atomics);
-        let store = KeyValueStore::new(fake.clone());
-        fake.set(KEY, b"not ours").unwrap();
-        assert_eq!(store.get(KEY), Ok(None));
-        assert_eq!(store.compare_and_swap(KEY, None, b"a", TTL), Ok(true));
-        assert_eq!(store.get(KEY), Ok(Some(b"a".to_vec())));
-    }
+    let fake = Fake::new();
+    let store = store(&fake);
+    fake.set(KEY, b"not ours").unwrap();
+    assert_eq!(store.get(KEY), Ok(None));
+    assert_eq!(store.compare_and_swap(KEY, None, b"a", TTL), Ok(true));
+    assert_eq!(store.get(KEY), Ok(Some(b"a".to_vec())));
 }
 
-/// `contenders` threads that all read `KEY` before any of them votes or swaps, each trying
-/// to take it from absent: how many believe they won.
-fn race(fake: &Fake, contenders: usize) -> usize {
+/// `contenders` threads that all check `KEY` before any of them writes, each trying to
+/// replace what it holds (`expected`): the values of those who believe they won.
+fn race(fake: &Fake, contenders: usize, expected: Option<&[u8]>) -> Vec<String> {
     fake.gate(contenders);
-    let winners: Vec<bool> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = (0..contenders)
             .map(|i| {
-                let store = KeyValueStore::new(fake.clone());
+                let store = store(fake);
                 scope.spawn(move || {
                     let value = format!("lease-{i}");
-                    store
-                        .compare_and_swap(KEY, None, value.as_bytes(), TTL)
-                        .unwrap()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    winners.into_iter().filter(|won| *won).count()
-}
-
-#[test]
-fn sixteen_cold_writers_elect_exactly_one_on_every_platform() {
-    for atomics in ALL {
-        let fake = Fake::new(atomics);
-        assert_eq!(race(&fake, 16), 1, "{atomics:?}: first creation");
-        assert_eq!(fake.keys(), [KEY], "{atomics:?}");
-        // Again over a tombstone (the lease released) and over an expired lease.
-        KeyValueStore::new(fake.clone()).delete(KEY).unwrap();
-        assert_eq!(race(&fake, 16), 1, "{atomics:?}: after release");
-        fake.advance_ms(10_000);
-        assert_eq!(race(&fake, 16), 1, "{atomics:?}: after expiry");
-    }
-}
-
-#[test]
-fn spins_blind_upsert_would_let_every_cold_writer_win_without_the_election() {
-    // What the fake models, and why creation is elected: each writer's own `cas` on an
-    // absent key succeeds.
-    let fake = Fake::new(Atomics::SpinUpsertCas);
-    fake.gate(16);
-    let winners = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..16)
-            .map(|_| {
-                let fake = fake.clone();
-                scope.spawn(move || {
-                    let (_, cas) = fake.read(KEY).unwrap();
-                    fake.swap(cas.unwrap(), b"mine").unwrap()
+                    let won = store
+                        .compare_and_swap(KEY, expected, value.as_bytes(), TTL)
+                        .unwrap();
+                    won.then_some(value)
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap())
-            .filter(|w| *w)
-            .count()
-    });
-    assert_eq!(winners, 16);
+            .filter_map(|h| h.join().unwrap())
+            .collect()
+    })
 }
 
 #[test]
-fn an_election_keeps_one_winner_up_to_its_span_and_at_most_two_past_it() {
-    for atomics in [Atomics::SpinUpsertCas, Atomics::IncrementOnly] {
-        let span = usize::try_from(ELECTION_SPAN).unwrap();
-        assert_eq!(race(&Fake::new(atomics), span), 1, "{atomics:?}");
-        let winners = race(&Fake::new(atomics), span + 1);
-        assert!((1..=2).contains(&winners), "{atomics:?}: {winners}");
-    }
-}
-
-#[test]
-fn a_writer_that_died_mid_election_is_replaced_after_the_span() {
-    for atomics in [Atomics::SpinUpsertCas, Atomics::IncrementOnly] {
-        let fake = Fake::new(atomics);
-        let store = KeyValueStore::new(fake.clone());
-        // The elected writer took ticket 1 and died before writing.
-        fake.increment(&election_key(KEY, None)).unwrap();
-        for _ in 2..=ELECTION_SPAN {
-            assert_eq!(store.compare_and_swap(KEY, None, b"a", TTL), Ok(false));
+fn sixteen_writers_racing_on_an_absent_or_a_present_value_make_one_winner() {
+    for present in [false, true] {
+        for _ in 0..5 {
+            let fake = Fake::new();
+            let store = store(&fake);
+            if present {
+                assert_eq!(store.compare_and_swap(KEY, None, b"old", TTL), Ok(true));
+            }
+            let expected = present.then_some(&b"old"[..]);
+            let winners = race(&fake, 16, expected);
+            assert_eq!(winners.len(), 1, "present {present}: {winners:?}");
+            // The winner's value is what the store holds.
+            assert_eq!(store.get(KEY), Ok(Some(winners[0].clone().into_bytes())));
         }
-        assert_eq!(store.compare_and_swap(KEY, None, b"a", TTL), Ok(true));
-        assert_eq!(store.get(KEY), Ok(Some(b"a".to_vec())));
-        assert_eq!(fake.keys(), [KEY], "the counter is cleaned up");
     }
 }
 
 #[test]
-fn an_election_whose_second_read_fails_leaves_no_counter_behind() {
-    for atomics in [Atomics::SpinUpsertCas, Atomics::IncrementOnly] {
-        let fake = Fake::new(atomics);
-        let store = KeyValueStore::new(fake.clone());
-        // The elected writer's look again fails: an error, and the counter is gone.
-        fake.inner.failing_read.store(2, Ordering::SeqCst);
-        assert!(store.compare_and_swap(KEY, None, b"a", TTL).is_err());
-        assert_eq!(fake.keys(), Vec::<String>::new(), "{atomics:?}");
-        // So the next writer on this value is elected.
-        assert_eq!(store.compare_and_swap(KEY, None, b"a", TTL), Ok(true));
-    }
+fn a_write_the_store_applied_late_never_wins_beside_the_timely_winner() {
+    // A checks, then its write stalls 5 settles before it lands; B checks too, writes at
+    // once and reads its own value back: B won. A's late write then lands over B's and A
+    // reads its own value back, yet its check was too long before its write to prove
+    // anything: it loses.
+    let fake = Fake::new();
+    let winners: Vec<&str> = {
+        fake.gate(2);
+        std::thread::scope(|scope| {
+            let late = scope.spawn(|| {
+                STALL.set(Stall::BeforeApplying(SETTLE_TEST * 5));
+                let won = store(&fake).compare_and_swap(KEY, None, b"late", TTL);
+                won.unwrap().then_some("late")
+            });
+            let timely = scope.spawn(|| {
+                let won = store(&fake).compare_and_swap(KEY, None, b"timely", TTL);
+                won.unwrap().then_some("timely")
+            });
+            [late.join().unwrap(), timely.join().unwrap()]
+                .into_iter()
+                .flatten()
+                .collect()
+        })
+    };
+    assert_eq!(winners, ["timely"]);
+    // The late value is what the store holds: read back alone, it would have been a second
+    // winner.
+    assert_eq!(store(&fake).get(KEY), Ok(Some(b"late".to_vec())));
 }
 
 #[test]
-fn a_latecomer_after_the_counter_was_cleaned_up_does_not_overwrite() {
-    for atomics in [Atomics::SpinUpsertCas, Atomics::IncrementOnly] {
-        let fake = Fake::new(atomics);
-        let store = KeyValueStore::new(fake.clone());
-        // The latecomer read "absent", then the winner created the key and deleted the
-        // counter; the latecomer's vote now gets ticket 1 again.
-        let (physical, cas) = fake.read(KEY).unwrap();
-        assert_eq!(store.compare_and_swap(KEY, None, b"winner", TTL), Ok(true));
+fn a_write_answered_late_loses_and_the_caller_looks_again() {
+    let fake = Fake::new();
+    STALL.set(Stall::AfterApplying(SETTLE_TEST * 2));
+    assert_eq!(
+        store(&fake).compare_and_swap(KEY, None, b"slow", TTL),
+        Ok(false)
+    );
+    // What it left is an ordinary value: the next writer replaces it like any other.
+    assert_eq!(
+        store(&fake).compare_and_swap(KEY, Some(b"slow"), b"next", TTL),
+        Ok(true)
+    );
+}
+
+#[test]
+fn only_a_store_that_fails_is_an_error_a_lost_race_is_not() {
+    // The check, the write, the read back: each failing is the store's failure.
+    for nth in 1..=3 {
+        let fake = Fake::new();
+        fake.fail_op(nth);
+        let failed = store(&fake).compare_and_swap(KEY, None, b"a", TTL);
         assert_eq!(
-            store.replace(KEY, physical.as_deref(), cas, b"late"),
-            Ok(false)
+            failed,
+            Err(KvError("connection refused".into())),
+            "op {nth}"
         );
-        assert_eq!(store.get(KEY), Ok(Some(b"winner".to_vec())));
     }
+    // Another writer replaced the value between the write and the read back: lost, Ok.
+    let fake = Fake::new();
+    let rival = fake.clone();
+    STALL.set(Stall::AfterApplying(Duration::ZERO));
+    let store = store(&fake);
+    std::thread::scope(|scope| {
+        let racer = scope.spawn(|| store.compare_and_swap(KEY, None, b"mine", TTL));
+        std::thread::sleep(SETTLE_TEST / 2);
+        rival.set(KEY, b"theirs").unwrap();
+        assert_eq!(racer.join().unwrap(), Ok(false));
+    });
+}
+
+#[test]
+fn a_day_of_renewals_leaves_three_keys() {
+    let fake = Fake::frozen();
+    let store = store(&fake);
+    let keys = ["t/token/x", "t/lease/x", "t/cool-down/x"];
+    // 72 renewals of 20-minute tokens, each a lease taken and released, a token published,
+    // and now and then a cool-down or a refused token.
+    for renewal in 0..72u32 {
+        let lease = format!("lease-{renewal}").into_bytes();
+        assert_eq!(store.compare_and_swap(keys[1], None, &lease, TTL), Ok(true));
+        // The previous token has expired: it reads as absent.
+        let new = format!("token-{renewal}").into_bytes();
+        assert_eq!(
+            store.compare_and_swap(keys[0], None, &new, TTL * 100),
+            Ok(true)
+        );
+        if renewal % 7 == 0 {
+            assert_eq!(
+                store.compare_and_swap(keys[2], None, b"pause", TTL),
+                Ok(true)
+            );
+            assert_eq!(store.delete(keys[2]), Ok(()));
+        }
+        assert_eq!(store.delete(keys[1]), Ok(()));
+        fake.advance_ms(20 * 60 * 1000);
+    }
+    let mut expected = keys.map(String::from).to_vec();
+    expected.sort();
+    assert_eq!(fake.keys(), expected);
 }
 
 #[test]
 fn clients_on_a_keyvalue_bucket_share_one_token() {
-    for atomics in ALL {
-        let (transport, clock, _) = shared_parts();
-        transport.answer(200, &token_body("tok-1", 1200));
-        let fake = Fake::new(atomics);
-        let clients: Vec<_> = (0..5)
-            .map(|_| {
-                crate::Client::with_store(
-                    config(),
-                    transport.clone(),
-                    clock.clone(),
-                    Box::new(KeyValueStore::new(fake.clone())),
-                )
-                .unwrap()
-            })
-            .collect();
-        for client in &clients {
-            assert_eq!(client.get_token().unwrap().access_token, "tok-1");
-        }
-        assert_eq!(transport.sent(), 1, "{atomics:?}");
-        // The stored token is wrapped with an expiry; nothing else is left but the lease's
-        // tombstone.
-        assert_eq!(fake.keys().len(), 2, "{atomics:?}: {:?}", fake.keys());
+    let (transport, clock, _) = shared_parts();
+    transport.answer(200, &token_body("tok-1", 1200));
+    let fake = Fake::frozen();
+    let clients: Vec<_> = (0..5)
+        .map(|_| {
+            crate::Client::with_store(
+                config(),
+                transport.clone(),
+                clock.clone(),
+                Box::new(store(&fake)),
+            )
+            .unwrap()
+        })
+        .collect();
+    for client in &clients {
+        assert_eq!(client.get_token().unwrap().access_token, "tok-1");
     }
+    assert_eq!(transport.sent(), 1);
+    // The stored token, wrapped with an expiry, and the released lease.
+    assert_eq!(fake.keys().len(), 2, "{:?}", fake.keys());
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! The wasmCloud adapter: `mangopay:auth/token-store` over `wasi:keyvalue@0.2.0-draft` (what
-//! wasmCloud 1.x and 2.x link), which has no compare-and-swap: writers are elected through
-//! the atomic `increment` (the core library's `keyvalue` module). Composed into the
-//! `with-token-store` component by `cargo xtask dist`. Settings come from
+//! wasmCloud 1.x and 2.x link), whose atomics are not used: a write is settled by reading it
+//! back (the core library's `keyvalue` module). Composed into the `with-token-store` component by `cargo xtask dist`. Settings come from
 //! `wasi:cli/environment`, where wasmCloud puts the workload's config.
 #![cfg(target_arch = "wasm32")]
 
-use mangopay_auth::keyvalue::{self, Bucket, KeyValueStore, KvError, Read};
+use mangopay_auth::Clock;
+use mangopay_auth::keyvalue::{self, Bucket, KeyValueStore, KvError};
+use mangopay_auth_wasi::HostClock;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -15,7 +16,6 @@ wit_bindgen::generate!({
 
         world adapter {
             import wasi:keyvalue/store@0.2.0-draft;
-            import wasi:keyvalue/atomics@0.2.0-draft;
             export mangopay:auth/token-store@0.2.0;
         }
     "#,
@@ -24,7 +24,7 @@ wit_bindgen::generate!({
 });
 
 use exports::mangopay::auth::token_store;
-use wasi::keyvalue::{atomics, store};
+use wasi::keyvalue::store;
 
 /// An open bucket of the instance, with the wall clock and randomness.
 struct Kv(Rc<store::Bucket>);
@@ -59,12 +59,7 @@ fn op_error(e: store::Error) -> KvError {
     error(e, "(open)")
 }
 
-/// draft has no `cas` resource: `read` gives no handle, so every write is elected.
-pub enum NoCas {}
-
 impl Bucket for Kv {
-    type Cas = NoCas;
-
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         self.0.get(key).map_err(op_error)
     }
@@ -73,28 +68,16 @@ impl Bucket for Kv {
         self.0.set(key, value).map_err(op_error)
     }
 
-    fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.0.delete(key).map_err(op_error)
-    }
-
-    fn increment(&self, key: &str) -> Result<i64, KvError> {
-        let n = atomics::increment(&self.0, key, 1).map_err(op_error)?;
-        Ok(i64::try_from(n).unwrap_or(i64::MAX))
-    }
-
-    fn read(&self, key: &str) -> Result<Read<NoCas>, KvError> {
-        Ok((self.get(key)?, None))
-    }
-
-    fn swap(&self, cas: NoCas, _: &[u8]) -> Result<bool, KvError> {
-        match cas {}
-    }
-
     fn now_ms(&self) -> u64 {
-        let now = wasip2::clocks::wall_clock::now();
-        now.seconds
-            .saturating_mul(1000)
-            .saturating_add(u64::from(now.nanoseconds / 1_000_000))
+        u64::try_from(HostClock.wall().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn monotonic(&self) -> Duration {
+        HostClock.monotonic()
+    }
+
+    fn sleep(&self, duration: Duration) {
+        HostClock.sleep(duration);
     }
 
     fn nonce(&self) -> u64 {

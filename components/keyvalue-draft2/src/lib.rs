@@ -5,7 +5,9 @@
 //! library's `keyvalue` module.
 #![cfg(target_arch = "wasm32")]
 
-use mangopay_auth::keyvalue::{self, Bucket, KeyValueStore, KvError, Read};
+use mangopay_auth::Clock;
+use mangopay_auth::keyvalue::{self, Bucket, KeyValueStore, KvError};
+use mangopay_auth_wasi::HostClock;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -15,7 +17,6 @@ wit_bindgen::generate!({
 
         world adapter {
             import wasi:keyvalue/store@0.2.0-draft2;
-            import wasi:keyvalue/atomics@0.2.0-draft2;
             import wasi:config/store@0.2.0-draft-2024-09-27;
             import wasi:cli/environment@0.2.12;
             export wasi:cli/environment@0.2.12;
@@ -32,7 +33,7 @@ wit_bindgen::generate!({
 });
 
 use exports::mangopay::auth::token_store;
-use wasi::keyvalue::{atomics, store};
+use wasi::keyvalue::store;
 
 /// An open bucket of the instance, with the wall clock and randomness.
 struct Kv(Rc<store::Bucket>);
@@ -78,8 +79,6 @@ fn op_error(e: store::Error) -> KvError {
 }
 
 impl Bucket for Kv {
-    type Cas = atomics::Cas;
-
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         self.0.get(key).map_err(op_error)
     }
@@ -88,33 +87,16 @@ impl Bucket for Kv {
         self.0.set(key, value).map_err(op_error)
     }
 
-    fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.0.delete(key).map_err(op_error)
-    }
-
-    fn increment(&self, key: &str) -> Result<i64, KvError> {
-        atomics::increment(&self.0, key, 1).map_err(op_error)
-    }
-
-    fn read(&self, key: &str) -> Result<Read<atomics::Cas>, KvError> {
-        let cas = atomics::Cas::new(&self.0, key).map_err(op_error)?;
-        let current = cas.current().map_err(op_error)?;
-        Ok((current, Some(cas)))
-    }
-
-    fn swap(&self, cas: atomics::Cas, value: &[u8]) -> Result<bool, KvError> {
-        match atomics::swap(cas, value) {
-            Ok(()) => Ok(true),
-            Err(atomics::CasError::CasFailed(_)) => Ok(false),
-            Err(atomics::CasError::StoreError(e)) => Err(op_error(e)),
-        }
-    }
-
     fn now_ms(&self) -> u64 {
-        let now = wasip2::clocks::wall_clock::now();
-        now.seconds
-            .saturating_mul(1000)
-            .saturating_add(u64::from(now.nanoseconds / 1_000_000))
+        u64::try_from(HostClock.wall().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn monotonic(&self) -> Duration {
+        HostClock.monotonic()
+    }
+
+    fn sleep(&self, duration: Duration) {
+        HostClock.sleep(duration);
     }
 
     fn nonce(&self) -> u64 {

@@ -43,18 +43,15 @@ const ALLOWED_WASI: &[&str] = &[
 
 const AUTH: &str = "mangopay:auth/auth@0.2.0";
 const TOKEN_STORE: &str = "mangopay:auth/token-store@0.2.0";
-/// What Spin links for the draft2 artifact besides WASI 0.2: its key-value store and the
-/// application variables the adapter reads the settings from.
+/// What Spin links for the draft2 artifact besides WASI 0.2: its key-value store (no
+/// `atomics`: their answers cannot be trusted as the platforms ship them) and the application
+/// variables the adapter reads the settings from.
 const SPIN_IMPORTS: &[&str] = &[
     "wasi:keyvalue/store@0.2.0-draft2",
-    "wasi:keyvalue/atomics@0.2.0-draft2",
     "wasi:config/store@0.2.0-draft-2024-09-27",
 ];
 /// What wasmCloud links for the draft artifact besides WASI 0.2.
-const WASMCLOUD_IMPORTS: &[&str] = &[
-    "wasi:keyvalue/store@0.2.0-draft",
-    "wasi:keyvalue/atomics@0.2.0-draft",
-];
+const WASMCLOUD_IMPORTS: &[&str] = &["wasi:keyvalue/store@0.2.0-draft"];
 /// The middleware's export (and the client it wraps).
 const CLIENT: &str = "wasi:http/client@0.3.0";
 /// The middleware's imports besides WASI 0.2: WASI 0.3's and its store's (one list each).
@@ -71,7 +68,6 @@ const MIDDLEWARE_SPIN_IMPORTS: &[&str] = &[
     "wasi:clocks/monotonic-clock@0.3.0",
     "wasi:clocks/types@0.3.0",
     "wasi:keyvalue/store@0.2.0-draft2",
-    "wasi:keyvalue/atomics@0.2.0-draft2",
     "wasi:config/store@0.2.0-draft-2024-09-27",
 ];
 const MIDDLEWARE_WASMCLOUD_IMPORTS: &[&str] = &[
@@ -80,7 +76,6 @@ const MIDDLEWARE_WASMCLOUD_IMPORTS: &[&str] = &[
     "wasi:clocks/monotonic-clock@0.3.0",
     "wasi:clocks/types@0.3.0",
     "wasi:keyvalue/store@0.2.0-draft",
-    "wasi:keyvalue/atomics@0.2.0-draft",
 ];
 
 /// What a component's world imports and exports.
