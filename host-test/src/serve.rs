@@ -181,13 +181,19 @@ pub fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
 
 /// `n` requests made by `n` threads released at once; their answers.
 pub fn at_once<T: Send>(n: usize, request: impl Fn() -> T + Sync) -> Vec<T> {
+    at_once_indexed(n, |_| request())
+}
+
+/// The same, each request told its thread's number (0 to `n - 1`).
+pub fn at_once_indexed<T: Send>(n: usize, request: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let barrier = std::sync::Barrier::new(n);
+    let (barrier, request) = (&barrier, &request);
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..n)
-            .map(|_| {
-                scope.spawn(|| {
+            .map(|i| {
+                scope.spawn(move || {
                     barrier.wait();
-                    request()
+                    request(i)
                 })
             })
             .collect();

@@ -288,13 +288,16 @@ impl RedisServer {
 
     /// Starts it again on the same port, empty.
     pub fn resume(&mut self) {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            // The fault tests stall it with DEBUG SLEEP.
+            .args(["--enable-debug-command", "local"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
+            .stderr(Stdio::null());
+        // Tied to the test binary: a server a `static` holds outlives every test thread.
+        let child = crate::platform::spawn_tied(command).expect("redis-server starts");
         self.child = Some(child);
         let store = RedisStore::new(&self.url());
         let started = Instant::now();

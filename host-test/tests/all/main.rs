@@ -4,6 +4,7 @@
 
 mod component;
 mod compose;
+mod distributed;
 mod docs;
 mod economy;
 mod faults;

@@ -145,7 +145,7 @@ fn mock() -> &'static MockMangopay {
 }
 
 /// The tool, or `None` after saying why the test did not run; panics when it must run.
-fn tool(platform: Platform) -> Option<Tool> {
+pub(super) fn tool(platform: Platform) -> Option<Tool> {
     let found = match platform {
         Platform::Spin => platform::spin(),
         Platform::Wasmcloud => platform::wash(),
@@ -642,6 +642,7 @@ fn spin_p3(tool: &Tool, scenario: P3Scenario) -> &'static PlatformProcess {
             variables: &variables,
             env: &env,
             extra: &[],
+            runtime_config: None,
         };
         let app = platform::spin_up(tool, &up)?;
         eprintln!(
@@ -686,6 +687,8 @@ fn wash_p3(tool: &Tool, scenario: P3Scenario) -> &'static PlatformProcess {
                 wasm: &wasm,
                 config: &config,
                 env: &env,
+                config_file: None,
+                dev: &[],
             },
         )?;
         eprintln!(
@@ -788,10 +791,9 @@ fn spin_middleware_composition_imports_the_environment_from_spin() {
             "wasi:http/client@0.3.0",
             "wasi:clocks/monotonic-clock@0.3.0",
             "wasi:keyvalue/store@0.2.0-draft2",
-            "wasi:keyvalue/atomics@0.2.0-draft2",
             "wasi:config/store@0.2.0-draft-2024-09-27",
         ],
-        |import| import.starts_with("mangopay:"),
+        |import| import.starts_with("mangopay:") || import.starts_with("wasi:keyvalue/atomics"),
     );
 }
 
@@ -802,13 +804,10 @@ fn spin_middleware_composition_imports_the_environment_from_spin() {
 fn wasmcloud_middleware_composition_imports_the_draft_key_value() {
     assert_served_p3_surface(
         Platform::Wasmcloud,
-        &[
-            "wasi:http/client@0.3.0",
-            "wasi:keyvalue/store@0.2.0-draft",
-            "wasi:keyvalue/atomics@0.2.0-draft",
-        ],
+        &["wasi:http/client@0.3.0", "wasi:keyvalue/store@0.2.0-draft"],
         |import| {
             import.starts_with("mangopay:")
+                || import.starts_with("wasi:keyvalue/atomics")
                 || import.starts_with("wasi:config/")
                 || import.ends_with("@0.2.0-draft2")
         },
