@@ -265,6 +265,9 @@ pub struct FakeStore {
     counts: Rc<RefCell<HashMap<Op, u32>>>,
     /// Every write, in order: (key, value).
     writes: Rc<RefCell<Vec<Write>>>,
+    /// While down, each call takes this long on this clock before it fails (a host waiting
+    /// for its store).
+    hang: Rc<RefCell<Option<(FakeClock, Duration)>>>,
 }
 
 /// A write to the store: (key, value).
@@ -318,11 +321,19 @@ impl FakeStore {
         self.writes.borrow().clone()
     }
 
+    /// While down, each call first takes `each` of `clock`'s time.
+    pub fn hang_while_down(&self, clock: &FakeClock, each: Duration) {
+        *self.hang.borrow_mut() = Some((clock.clone(), each));
+    }
+
     fn check_up(&self) -> Result<(), StoreError> {
-        match self.down.get() {
-            true => Err(StoreError("connection refused".into())),
-            false => Ok(()),
+        if !self.down.get() {
+            return Ok(());
         }
+        if let Some((clock, each)) = self.hang.borrow().as_ref() {
+            clock.advance(*each);
+        }
+        Err(StoreError("connection refused".into()))
     }
 
     fn check(&self, op: Op, key: &str) -> Result<(), StoreError> {

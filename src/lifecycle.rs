@@ -681,7 +681,10 @@ impl<T, C: Clock> Lifecycle<T, C> {
             }
             Acquired::Wait(pause) => Err(Ok(pause)),
             Acquired::Leader(lead) => Ok(Some(lead)),
-            Acquired::Direct => Ok(None),
+            Acquired::Direct => {
+                deadline.restart(&self.clock);
+                Ok(None)
+            }
         }
     }
 

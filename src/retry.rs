@@ -38,9 +38,11 @@ pub const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 /// another instance's token request, the token request and its retries, the API call and its
 /// retries and the resend after a refused token all spend it. Time is read on the monotonic
 /// clock and also counted from the pauses taken, so a host clock that stands still (or runs
-/// slow) cannot make a call wait past its budget.
+/// slow) cannot make a call wait past its budget. A store that failed gives the call its
+/// budget again (`Deadline::restart`): a host may hold a store call for as long as it waits
+/// for its store, and a store failure must never fail the call.
 pub struct Deadline {
-    at: Duration,
+    at: Cell<Duration>,
     budget: Duration,
     slept: Cell<Duration>,
 }
@@ -48,15 +50,22 @@ pub struct Deadline {
 impl Deadline {
     pub fn start(clock: &impl Clock, budget: Duration) -> Deadline {
         Deadline {
-            at: clock.monotonic().saturating_add(budget),
+            at: Cell::new(clock.monotonic().saturating_add(budget)),
             budget,
             slept: Cell::new(Duration::ZERO),
         }
     }
 
+    /// The whole budget again from now: the time a failed store call took is not the token
+    /// request's to pay.
+    pub fn restart(&self, clock: &impl Clock) {
+        self.at.set(clock.monotonic().saturating_add(self.budget));
+        self.slept.set(Duration::ZERO);
+    }
+
     /// What is left of the budget.
     pub fn remaining(&self, clock: &impl Clock) -> Duration {
-        let by_clock = self.at.saturating_sub(clock.monotonic());
+        let by_clock = self.at.get().saturating_sub(clock.monotonic());
         by_clock.min(self.budget.saturating_sub(self.slept.get()))
     }
 

@@ -122,6 +122,23 @@ fn a_store_failure_never_fails_a_call() {
     assert_eq!(transport.sent(), 2);
 }
 
+/// wasmCloud's NATS store holds a call up to 10 s (its request timeout) while NATS is down,
+/// the whole default budget: the direct token request still gets a budget of its own.
+#[test]
+fn a_store_that_hangs_past_the_budget_still_never_fails_a_call() {
+    let (transport, clock, store) = shared_parts();
+    transport.answer(200, &token_body("direct", 1200));
+    transport.set_latency(&clock, Duration::from_millis(300));
+    store.set_down(true);
+    store.hang_while_down(&clock, secs(11));
+    let client = shared_client(&transport, &clock, &store);
+    assert_eq!(client.get_token().expect("token").access_token, "direct");
+    // The token request had the whole default budget (10 s) to itself.
+    assert_eq!(transport.withins(), [secs(10)]);
+    assert_eq!(client.status().store, StoreHealth::Unavailable);
+    assert_eq!(transport.sent(), 1);
+}
+
 #[test]
 fn waiters_take_the_leaders_token_or_wait_to_their_deadline() {
     let (transport, clock, store) = shared_parts();
