@@ -32,7 +32,7 @@ const LIFETIME: u64 = 8;
 /// The cold scenarios' token endpoint delay: every racer is still waiting when it answers.
 const SLOW: Duration = Duration::from_secs(2);
 /// Where the shipped files point: replaced by the test's own server.
-const SHIPPED_REDIS: &str = "redis://127.0.0.1:6379";
+pub(super) const SHIPPED_REDIS: &str = "redis://127.0.0.1:6379";
 const SHIPPED_NATS: &str = "nats://127.0.0.1:4222";
 
 /// Spin, three replicas on one Redis.
@@ -50,7 +50,8 @@ const NATS_P3: &str = "wash-nats-p3";
 const REDIS_COLD: &str = "wash-redis-cold";
 const REDIS_TWO: &str = "wash-redis-two";
 
-fn mock() -> &'static MockMangopay {
+/// The mock of every scenario here and in `store_faults.rs`.
+pub(super) fn mock() -> &'static MockMangopay {
     static MOCK: OnceLock<MockMangopay> = OnceLock::new();
     MOCK.get_or_init(|| {
         let mock = MockMangopay::start(host_test::clock::VirtualClock::new());
@@ -73,7 +74,10 @@ fn mock() -> &'static MockMangopay {
             (NATS_P3, slow),
             (REDIS_COLD, slow),
             (REDIS_TWO, slow),
-        ] {
+        ]
+        .into_iter()
+        .chain(super::store_faults::CLIENTS.map(|c| (c, ClientRules::default())))
+        {
             mock.add_account(client, API_KEY);
             mock.set_client_rules(client, rules);
         }
@@ -82,7 +86,7 @@ fn mock() -> &'static MockMangopay {
 }
 
 /// A backend the test could not have, as `platforms::tool` treats a missing platform.
-fn available<T>(what: &str, found: Result<T, Unavailable>) -> Option<T> {
+pub(super) fn available<T>(what: &str, found: Result<T, Unavailable>) -> Option<T> {
     match found {
         Ok(found) => Some(found),
         Err(Unavailable { why, .. }) if platform::required() => {
@@ -99,7 +103,7 @@ fn available<T>(what: &str, found: Result<T, Unavailable>) -> Option<T> {
 }
 
 /// A shipped file with the shipped store address replaced by the test's server.
-fn shipped_with(file: &Path, shipped: &str, actual: &str, name: &str) -> PathBuf {
+pub(super) fn shipped_with(file: &Path, shipped: &str, actual: &str, name: &str) -> PathBuf {
     let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file:?}: {e}"));
     assert!(text.contains(shipped), "{file:?} names {shipped}");
     let path = std::env::temp_dir().join(format!("mangopay-auth-{}-{name}", std::process::id()));
@@ -107,7 +111,7 @@ fn shipped_with(file: &Path, shipped: &str, actual: &str, name: &str) -> PathBuf
     path
 }
 
-fn example_file(name: &str) -> PathBuf {
+pub(super) fn example_file(name: &str) -> PathBuf {
     host_test::workspace()
         .join(platform::USERS_SERVICE.folder)
         .join(name)
@@ -192,7 +196,7 @@ impl SpinFleet {
 }
 
 /// The 200 and the users page, through `send`.
-fn ok(reply: Reply, what: &str) -> Reply {
+pub(super) fn ok(reply: Reply, what: &str) -> Reply {
     assert_eq!(reply.status, 200, "{what}: {reply:?}");
     assert!(reply.body.contains(r#""FirstName":"Ada""#), "{reply:?}");
     reply
@@ -331,13 +335,13 @@ fn assert_three_kinds(keys: &[String], clients: usize) {
 }
 
 /// The wash processes on one NATS (and one Redis), each started at most once per run.
-struct WashBackends {
-    nats: NatsServer,
-    redis: RedisServer,
+pub(super) struct WashBackends {
+    pub(super) nats: NatsServer,
+    pub(super) redis: RedisServer,
 }
 
 impl WashBackends {
-    fn start() -> Option<WashBackends> {
+    pub(super) fn start() -> Option<WashBackends> {
         let nats = available("nats-server", NatsServer::start())?;
         Some(WashBackends {
             nats,
@@ -353,7 +357,7 @@ fn wash_backends() -> Option<&'static WashBackends> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Store {
+pub(super) enum Store {
     Nats,
     Redis,
 }
@@ -376,14 +380,16 @@ fn wash_on(
     if let Some((_, dev)) = devs.iter().find(|(n, _)| *n == name) {
         return Some(dev);
     }
-    let dev = start_wash(&tool, store, backends, client, key, &name)
+    let dev = start_wash_on(&tool, store, backends, client, key, &name)
         .unwrap_or_else(|e| panic!("wash dev on {store:?} ({name}): {e}"));
     let dev: &'static PlatformProcess = Box::leak(Box::new(dev));
     devs.push((name, dev));
     Some(dev)
 }
 
-fn start_wash(
+/// `wash dev` of the users-service with the shipped configuration for `store` (of `backends`),
+/// as `client` with `key`, against this module's mock.
+pub(super) fn start_wash_on(
     tool: &Tool,
     store: Store,
     backends: &WashBackends,

@@ -16,3 +16,4 @@ mod platforms;
 mod security;
 mod send;
 mod shared_store;
+mod store_faults;
