@@ -9,9 +9,11 @@
 /// Where the Mangopay routes go when `MANGOPAY_BASE_URL` is not set.
 pub const DEFAULT_BASE_URL: &str = "https://api.sandbox.mangopay.com";
 
-/// Request headers that are not forwarded: framing and hop-by-hop ones (`host` never reaches
-/// the guest: wasmtime strips it from incoming requests).
-pub const NOT_FORWARDED: [&str; 8] = [
+/// Request headers that are not forwarded: framing and hop-by-hop ones, and those wasmtime's
+/// wasi:http refuses on an outgoing request (`DEFAULT_FORBIDDEN_HEADERS`). Spin hands the
+/// caller's `Host` to the guest: forwarded, it would make every request fail with
+/// `HeaderError::Forbidden`.
+pub const NOT_FORWARDED: [&str; 13] = [
     "content-length",
     "transfer-encoding",
     "connection",
@@ -20,6 +22,11 @@ pub const NOT_FORWARDED: [&str; 8] = [
     "trailer",
     "upgrade",
     "expect",
+    "host",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "http2-settings",
 ];
 
 /// What an incoming request asks for.
@@ -362,5 +369,8 @@ mod tests {
         assert!(forwarded("content-type"));
         assert!(!forwarded("Content-Length"));
         assert!(!forwarded("transfer-encoding"));
+        // Spin passes the caller's Host; wasmtime forbids it on an outgoing request.
+        assert!(!forwarded("Host"));
+        assert!(!forwarded("proxy-connection"));
     }
 }

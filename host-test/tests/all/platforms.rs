@@ -927,3 +927,25 @@ fn spin_middleware_wrong_key_one_token_request() {
 fn wasmcloud_middleware_wrong_key_one_token_request() {
     middleware_wrong_key_one_token_request(Platform::Wasmcloud);
 }
+
+/// users-p3's `/mangopay/<rest>` route forwards the caller's request headers: Spin hands the
+/// service the caller's `Host`, which wasmtime refuses on an outgoing request, so the example
+/// must not forward it (it answered 500 `HeaderError::Forbidden` on Spin before).
+fn middleware_mangopay_route_forwards_without_the_callers_host(platform: Platform) {
+    let Some(at) = Endpoint::p3(platform, P3Scenario::Sequential) else {
+        return;
+    };
+    let reply = at.get("/mangopay/users?per_page=1");
+    assert_eq!(reply.status, 200, "{}: {reply:?}", at.label);
+    assert!(reply.body.contains(r#""FirstName":"Ada""#), "{reply:?}");
+}
+
+#[test]
+fn spin_middleware_mangopay_route_forwards_without_the_callers_host() {
+    middleware_mangopay_route_forwards_without_the_callers_host(Platform::Spin);
+}
+
+#[test]
+fn wasmcloud_middleware_mangopay_route_forwards_without_the_callers_host() {
+    middleware_mangopay_route_forwards_without_the_callers_host(Platform::Wasmcloud);
+}
