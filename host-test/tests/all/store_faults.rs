@@ -1,8 +1,8 @@
 //! The distributed stores failing under load, on the real platforms: Spin on Redis (the data
 //! flushed, Redis stalled by `DEBUG SLEEP 2`, Redis killed and restarted empty), `wash dev` on
 //! Redis and on NATS JetStream (the server killed and restarted empty), and the WASI 0.3
-//! middleware on NATS likewise. Every scenario has its own store server and platform process,
-//! since it breaks them.
+//! middleware on NATS (killed) and on Redis (flushed, stalled). Every scenario has its own
+//! store server and platform process, since it breaks them.
 //!
 //! What must hold: every request is answered (a held, shared or direct token); a store that
 //! fails costs at most one token request per instance while it is down (the platforms make an
@@ -23,13 +23,15 @@ const SPIN_FAULTS: &str = "spin-redis-faults";
 const WASH_REDIS_KILLED: &str = "wash-redis-killed";
 const WASH_NATS_KILLED: &str = "wash-nats-killed";
 const P3_NATS_KILLED: &str = "wash-nats-p3-killed";
+const P3_REDIS_STALLED: &str = "wash-redis-p3-stalled";
 
 /// The client ids of these scenarios, one each.
-pub(super) const CLIENTS: [&str; 4] = [
+pub(super) const CLIENTS: [&str; 5] = [
     SPIN_FAULTS,
     WASH_REDIS_KILLED,
     WASH_NATS_KILLED,
     P3_NATS_KILLED,
+    P3_REDIS_STALLED,
 ];
 
 /// The mock the scenarios' platforms call: distributed.rs's, which has their accounts.
@@ -320,6 +322,76 @@ fn wasmcloud_middleware_on_nats_killed_and_restarted_every_request_answered() {
     );
     eprintln!(
         "{what}: {} requests, {down} instances without the store, +{made} token requests",
+        replies.len()
+    );
+}
+
+/// The WASI 0.3 middleware on wash dev's Redis store: the data flushed, then Redis stalled 2 s
+/// (`DEBUG SLEEP 2`), while four clients keep requesting: every request answered, one token
+/// request more for the flush, none for the stall.
+#[test]
+fn wasmcloud_middleware_on_redis_flushed_and_stalled_every_request_answered() {
+    let Some(tool) = tool(Platform::Wasmcloud) else {
+        return;
+    };
+    let redis = RedisServer::start();
+    let wasm = platform::served_p3_wasm(Platform::Wasmcloud).expect("the p3 composition");
+    let client = P3_REDIS_STALLED;
+    let dev = platform::wash_dev(
+        &tool,
+        &platform::WashDev {
+            app: platform::USERS_P3,
+            name: "redis-stalled",
+            wasm: &wasm,
+            config: &[("MANGOPAY_BASE_URL", mock_with(client).base_url())],
+            env: &[
+                ("MANGOPAY_CLIENT_ID", client.to_owned()),
+                ("MANGOPAY_API_KEY", API_KEY.to_owned()),
+            ],
+            config_file: None,
+            dev: &[(
+                "wasi_keyvalue_redis_url",
+                redis.url().trim_end_matches('/').to_owned(),
+            )],
+        },
+    )
+    .unwrap_or_else(|e| panic!("wash dev users-p3 on Redis: {e}"));
+    let what = "wash dev on Redis, users-p3 + middleware";
+    let get = || {
+        let reply = dev.get("/users").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reply.status, 200, "{what}: {reply:?}");
+        reply
+    };
+    get();
+    assert_eq!(mock_with(client).token_requests_for(client), 1, "{what}");
+    let redis = &redis;
+    let replies = under_load(
+        Duration::from_secs(5),
+        get,
+        vec![
+            (
+                Duration::from_secs(1),
+                Box::new(move || {
+                    let () = backends::redis_command(redis, &["FLUSHALL"]);
+                }),
+            ),
+            (
+                Duration::from_secs(3),
+                Box::new(move || {
+                    let () = backends::redis_command(redis, &["DEBUG", "SLEEP", "2"]);
+                }),
+            ),
+        ],
+    );
+    let made = mock_with(client).token_requests_for(client) - 1;
+    assert_eq!(
+        made,
+        1,
+        "{what}: flushed and stalled, {} requests",
+        replies.len()
+    );
+    eprintln!(
+        "{what}: flushed, then stalled 2 s, {} requests -> +{made} token request",
         replies.len()
     );
 }
