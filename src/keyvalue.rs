@@ -25,7 +25,7 @@
 //!   loses even if its value stayed: the caller looks again, and a lease left that way
 //!   ends by its own time to live.
 
-use crate::ports::{StoreError, TokenStore};
+use crate::ports::{Clock, StoreError, TokenStore};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -145,47 +145,45 @@ impl KvError {
     }
 }
 
-/// What the adapter needs from the platform: one open bucket of `wasi:keyvalue` (its `get`
-/// and `set`, nothing atomic), the clocks and randomness.
+/// What the adapter needs from the platform besides its clocks: one open bucket of
+/// `wasi:keyvalue` (its `get` and `set`, nothing atomic) and randomness.
 pub trait Bucket {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError>;
-    /// Wall time in milliseconds since the Unix epoch.
-    fn now_ms(&self) -> u64;
-    /// Monotonic time: what settles a write is measured on it.
-    fn monotonic(&self) -> Duration;
-    /// Blocks the caller for `duration`.
-    fn sleep(&self, duration: Duration);
     fn nonce(&self) -> u64;
 }
 
-/// `mangopay:auth/token-store` over a [`Bucket`].
-pub struct KeyValueStore<B> {
+/// `mangopay:auth/token-store` over a [`Bucket`]; the clock's monotonic time settles writes,
+/// its wall time dates the entries.
+pub struct KeyValueStore<B, C> {
     bucket: B,
+    clock: C,
     settle: Duration,
 }
 
-impl<B: Bucket> KeyValueStore<B> {
-    pub fn new(bucket: B) -> Self {
-        KeyValueStore {
-            bucket,
-            settle: SETTLE,
-        }
+impl<B: Bucket, C: Clock> KeyValueStore<B, C> {
+    pub fn new(bucket: B, clock: C) -> Self {
+        KeyValueStore::with_settle(bucket, clock, SETTLE)
     }
 
     /// The same with another settling time (tests).
-    pub fn with_settle(bucket: B, settle: Duration) -> Self {
-        KeyValueStore { bucket, settle }
+    pub fn with_settle(bucket: B, clock: C, settle: Duration) -> Self {
+        KeyValueStore {
+            bucket,
+            clock,
+            settle,
+        }
     }
 
-    pub fn bucket(&self) -> &B {
-        &self.bucket
+    /// Wall time in milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock.wall().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// `token-store.get`: the live value, or none.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         let physical = self.bucket.get(key)?;
-        Ok(logical(physical.as_deref(), self.bucket.now_ms()))
+        Ok(logical(physical.as_deref(), self.now_ms()))
     }
 
     /// `token-store.compare-and-swap`: sets `key` to `value` for `ttl` if its live value is
@@ -198,8 +196,8 @@ impl<B: Bucket> KeyValueStore<B> {
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, KvError> {
-        let began = self.bucket.monotonic();
-        let now = self.bucket.now_ms();
+        let began = self.clock.monotonic();
+        let now = self.now_ms();
         let physical = self.bucket.get(key)?;
         if logical(physical.as_deref(), now).as_deref() != expected {
             return Ok(false);
@@ -214,8 +212,8 @@ impl<B: Bucket> KeyValueStore<B> {
         self.bucket.set(key, &mine)?;
         // The proof in the module comment needs both: a check that began at most `settle`
         // before the write ended, and a read back at least `settle` after it.
-        let timely = self.bucket.monotonic().saturating_sub(began) <= self.settle;
-        self.bucket.sleep(self.settle);
+        let timely = self.clock.monotonic().saturating_sub(began) <= self.settle;
+        self.clock.sleep(self.settle);
         let after = self.bucket.get(key)?;
         Ok(timely && after.as_deref() == Some(mine.as_slice()))
     }
@@ -231,7 +229,7 @@ impl<B: Bucket> KeyValueStore<B> {
     }
 }
 
-impl<B: Bucket> TokenStore for KeyValueStore<B> {
+impl<B: Bucket, C: Clock> TokenStore for KeyValueStore<B, C> {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         KeyValueStore::get(self, key).map_err(|e| StoreError(e.0))
     }

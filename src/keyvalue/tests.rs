@@ -91,6 +91,23 @@ impl Fake {
     }
 }
 
+/// The fake's clocks: its wall time, and the real monotonic clock unless frozen.
+impl Clock for Fake {
+    fn monotonic(&self) -> Duration {
+        self.origin.map_or(Duration::ZERO, |o| o.elapsed())
+    }
+
+    fn wall(&self) -> Duration {
+        Duration::from_millis(self.inner.now_ms.load(Ordering::SeqCst))
+    }
+
+    fn sleep(&self, duration: Duration) {
+        if self.origin.is_some() {
+            std::thread::sleep(duration);
+        }
+    }
+}
+
 impl Bucket for Fake {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         self.op()?;
@@ -119,20 +136,6 @@ impl Bucket for Fake {
         Ok(())
     }
 
-    fn now_ms(&self) -> u64 {
-        self.inner.now_ms.load(Ordering::SeqCst)
-    }
-
-    fn monotonic(&self) -> Duration {
-        self.origin.map_or(Duration::ZERO, |o| o.elapsed())
-    }
-
-    fn sleep(&self, duration: Duration) {
-        if self.origin.is_some() {
-            std::thread::sleep(duration);
-        }
-    }
-
     fn nonce(&self) -> u64 {
         self.inner.nonce.fetch_add(1, Ordering::SeqCst)
     }
@@ -142,8 +145,8 @@ const KEY: &str = "mangopay-auth/v1/lease/abc";
 const TTL: Duration = Duration::from_secs(10);
 const SETTLE_TEST: Duration = Duration::from_millis(20);
 
-fn store(fake: &Fake) -> KeyValueStore<Fake> {
-    KeyValueStore::with_settle(fake.clone(), SETTLE_TEST)
+fn store(fake: &Fake) -> KeyValueStore<Fake, Fake> {
+    KeyValueStore::with_settle(fake.clone(), fake.clone(), SETTLE_TEST)
 }
 
 #[test]

@@ -4,7 +4,6 @@
 //! `wasi:cli/environment`, where wasmCloud puts the workload's config.
 #![cfg(target_arch = "wasm32")]
 
-use mangopay_auth::Clock;
 use mangopay_auth::keyvalue::{self, Bucket, KeyValueStore, KvError};
 use mangopay_auth_wasi::HostClock;
 use std::rc::Rc;
@@ -68,18 +67,6 @@ impl Bucket for Kv {
         self.0.set(key, value).map_err(op_error)
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(HostClock.wall().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn monotonic(&self) -> Duration {
-        HostClock.monotonic()
-    }
-
-    fn sleep(&self, duration: Duration) {
-        HostClock.sleep(duration);
-    }
-
     fn nonce(&self) -> u64 {
         wasip2::random::random::get_random_u64()
     }
@@ -89,7 +76,7 @@ struct Adapter;
 
 impl token_store::Guest for Adapter {
     fn get(key: String) -> Result<Option<Vec<u8>>, String> {
-        let store = KeyValueStore::new(open().map_err(|e| e.0)?);
+        let store = KeyValueStore::new(open().map_err(|e| e.0)?, HostClock);
         store.get(&key).map_err(|e| e.0)
     }
 
@@ -99,7 +86,7 @@ impl token_store::Guest for Adapter {
         value: Vec<u8>,
         ttl_ms: u64,
     ) -> Result<bool, String> {
-        let store = KeyValueStore::new(open().map_err(|e| e.0)?);
+        let store = KeyValueStore::new(open().map_err(|e| e.0)?, HostClock);
         store
             .compare_and_swap(
                 &key,
@@ -111,7 +98,7 @@ impl token_store::Guest for Adapter {
     }
 
     fn delete(key: String) -> Result<(), String> {
-        let store = KeyValueStore::new(open().map_err(|e| e.0)?);
+        let store = KeyValueStore::new(open().map_err(|e| e.0)?, HostClock);
         store.delete(&key).map_err(|e| e.0)
     }
 }

@@ -437,6 +437,33 @@ pub(super) fn start_wash_on(
     Ok(dev)
 }
 
+/// `wash dev` of users-p3 with the middleware, as `client`, the store as `store` (a `dev:`
+/// setting over the shipped configuration) says.
+pub(super) fn start_p3_wash(
+    tool: &Tool,
+    name: &str,
+    client: &str,
+    store: (&str, String),
+) -> PlatformProcess {
+    let wasm = platform::served_p3_wasm(Platform::Wasmcloud).expect("the p3 composition");
+    platform::wash_dev(
+        tool,
+        &platform::WashDev {
+            app: platform::USERS_P3,
+            name,
+            wasm: &wasm,
+            config: &[("MANGOPAY_BASE_URL", mock().base_url())],
+            env: &[
+                ("MANGOPAY_CLIENT_ID", client.to_owned()),
+                ("MANGOPAY_API_KEY", API_KEY.to_owned()),
+            ],
+            config_file: None,
+            dev: &[store],
+        },
+    )
+    .unwrap_or_else(|e| panic!("wash dev users-p3 ({name}): {e}"))
+}
+
 fn get(dev: &PlatformProcess) -> Reply {
     dev.get("/users").unwrap_or_else(|e| panic!("{e}"))
 }
@@ -568,23 +595,12 @@ fn wasmcloud_on_nats_the_middleware_forty_concurrent_cold_one_token_request() {
     let (Some(tool), Some(backends)) = (tool(Platform::Wasmcloud), wash_backends()) else {
         return;
     };
-    let wasm = platform::served_p3_wasm(Platform::Wasmcloud).expect("the p3 composition");
-    let dev = platform::wash_dev(
+    let dev = start_p3_wash(
         &tool,
-        &platform::WashDev {
-            app: platform::USERS_P3,
-            name: "nats",
-            wasm: &wasm,
-            config: &[("MANGOPAY_BASE_URL", mock().base_url())],
-            env: &[
-                ("MANGOPAY_CLIENT_ID", NATS_P3.to_owned()),
-                ("MANGOPAY_API_KEY", API_KEY.to_owned()),
-            ],
-            config_file: None,
-            dev: &[("wasi_keyvalue_nats_url", backends.nats.url())],
-        },
-    )
-    .unwrap_or_else(|e| panic!("wash dev users-p3 on NATS: {e}"));
+        "nats",
+        NATS_P3,
+        ("wasi_keyvalue_nats_url", backends.nats.url()),
+    );
     let what = "wash dev on NATS, users-p3 + middleware";
     let replies = serve::at_once(40, || {
         let reply = get(&dev);

@@ -10,7 +10,7 @@
 //! more once it is back; a stall or a flush at most one more. Counts are exact bounds; no test
 //! asserts a time.
 
-use super::distributed::{Store, ok, start_wash_on};
+use super::distributed::{Store, ok, start_p3_wash, start_wash_on};
 use super::platforms::tool;
 use host_test::backends::{self, NatsServer};
 use host_test::fixture::API_KEY;
@@ -199,66 +199,48 @@ fn killed_mid_load(
     );
 }
 
-#[test]
-fn wasmcloud_on_redis_killed_and_restarted_every_request_answered() {
+/// The users-service on `wash dev` on its own `store`, which is killed for a second under
+/// load and restarted empty.
+fn wash_store_killed(store: Store, client: &'static str) {
     let (Some(tool), Some(backends)) = (
         tool(Platform::Wasmcloud),
         super::distributed::WashBackends::start(),
     ) else {
         return;
     };
-    let dev = start_wash_on(
-        &tool,
-        Store::Redis,
-        &backends,
-        WASH_REDIS_KILLED,
-        API_KEY,
-        "killed",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let what = "wash dev on Redis, killed";
+    let dev = start_wash_on(&tool, store, &backends, client, API_KEY, "killed")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let what = format!("wash dev on {store:?}, killed");
     let redis = std::sync::Mutex::new(backends.redis);
+    let nats = &backends.nats;
     killed_mid_load(
-        what,
-        WASH_REDIS_KILLED,
-        || ok(dev.get("/users").unwrap_or_else(|e| panic!("{e}")), what),
-        || {
-            let mut redis = redis.lock().unwrap();
-            redis.stop();
-            std::thread::sleep(Duration::from_secs(1));
-            redis.resume();
+        &what,
+        client,
+        || ok(dev.get("/users").unwrap_or_else(|e| panic!("{e}")), &what),
+        || match store {
+            Store::Redis => {
+                let mut redis = redis.lock().unwrap();
+                redis.stop();
+                std::thread::sleep(Duration::from_secs(1));
+                redis.resume();
+            }
+            Store::Nats => {
+                nats.stop(true);
+                std::thread::sleep(Duration::from_secs(1));
+                nats.resume();
+            }
         },
     );
 }
 
 #[test]
+fn wasmcloud_on_redis_killed_and_restarted_every_request_answered() {
+    wash_store_killed(Store::Redis, WASH_REDIS_KILLED);
+}
+
+#[test]
 fn wasmcloud_on_nats_killed_and_restarted_every_request_answered() {
-    let (Some(tool), Some(backends)) = (
-        tool(Platform::Wasmcloud),
-        super::distributed::WashBackends::start(),
-    ) else {
-        return;
-    };
-    let dev = start_wash_on(
-        &tool,
-        Store::Nats,
-        &backends,
-        WASH_NATS_KILLED,
-        API_KEY,
-        "killed",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let what = "wash dev on NATS, killed";
-    killed_mid_load(
-        what,
-        WASH_NATS_KILLED,
-        || ok(dev.get("/users").unwrap_or_else(|e| panic!("{e}")), what),
-        || {
-            backends.nats.stop(true);
-            std::thread::sleep(Duration::from_secs(1));
-            backends.nats.resume();
-        },
-    );
+    wash_store_killed(Store::Nats, WASH_NATS_KILLED);
 }
 
 #[test]
@@ -269,23 +251,12 @@ fn wasmcloud_middleware_on_nats_killed_and_restarted_every_request_answered() {
     let Some(nats) = super::distributed::available("nats-server", NatsServer::start()) else {
         return;
     };
-    let wasm = platform::served_p3_wasm(Platform::Wasmcloud).expect("the p3 composition");
-    let dev = platform::wash_dev(
+    let dev = start_p3_wash(
         &tool,
-        &platform::WashDev {
-            app: platform::USERS_P3,
-            name: "nats-killed",
-            wasm: &wasm,
-            config: &[("MANGOPAY_BASE_URL", mock_with(P3_NATS_KILLED).base_url())],
-            env: &[
-                ("MANGOPAY_CLIENT_ID", P3_NATS_KILLED.to_owned()),
-                ("MANGOPAY_API_KEY", API_KEY.to_owned()),
-            ],
-            config_file: None,
-            dev: &[("wasi_keyvalue_nats_url", nats.url())],
-        },
-    )
-    .unwrap_or_else(|e| panic!("wash dev users-p3 on NATS: {e}"));
+        "nats-killed",
+        P3_NATS_KILLED,
+        ("wasi_keyvalue_nats_url", nats.url()),
+    );
     let what = "wash dev on NATS, users-p3 + middleware, killed";
     let get = || {
         let reply = dev.get("/users").unwrap_or_else(|e| panic!("{e}"));
@@ -335,27 +306,14 @@ fn wasmcloud_middleware_on_redis_flushed_and_stalled_every_request_answered() {
         return;
     };
     let redis = RedisServer::start();
-    let wasm = platform::served_p3_wasm(Platform::Wasmcloud).expect("the p3 composition");
     let client = P3_REDIS_STALLED;
-    let dev = platform::wash_dev(
+    let url = redis.url().trim_end_matches('/').to_owned();
+    let dev = start_p3_wash(
         &tool,
-        &platform::WashDev {
-            app: platform::USERS_P3,
-            name: "redis-stalled",
-            wasm: &wasm,
-            config: &[("MANGOPAY_BASE_URL", mock_with(client).base_url())],
-            env: &[
-                ("MANGOPAY_CLIENT_ID", client.to_owned()),
-                ("MANGOPAY_API_KEY", API_KEY.to_owned()),
-            ],
-            config_file: None,
-            dev: &[(
-                "wasi_keyvalue_redis_url",
-                redis.url().trim_end_matches('/').to_owned(),
-            )],
-        },
-    )
-    .unwrap_or_else(|e| panic!("wash dev users-p3 on Redis: {e}"));
+        "redis-stalled",
+        client,
+        ("wasi_keyvalue_redis_url", url),
+    );
     let what = "wash dev on Redis, users-p3 + middleware";
     let get = || {
         let reply = dev.get("/users").unwrap_or_else(|e| panic!("{e}"));
