@@ -9,6 +9,10 @@ use std::time::Duration;
 
 pub const SANDBOX_URL: &str = "https://api.sandbox.mangopay.com";
 pub const PRODUCTION_URL: &str = "https://api.mangopay.com";
+/// The mutual-TLS hosts: every call, the token request included, needs the client
+/// certificate Mangopay issued, which the host presents (a component cannot).
+pub const SANDBOX_MTLS_URL: &str = "https://api-mtls.sandbox.mangopay.com";
+pub const PRODUCTION_MTLS_URL: &str = "https://api-mtls.mangopay.com";
 /// Room for Mangopay's largest list pages many times over.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u32 = 8 * 1024 * 1024;
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -26,6 +30,11 @@ pub const DEFAULT_MAX_COOL_DOWN: Duration = Duration::from_secs(15 * 60);
 pub enum Environment {
     Sandbox,
     Production,
+    /// `SANDBOX_MTLS_URL` and `PRODUCTION_MTLS_URL`: only from `MANGOPAY_ENVIRONMENT` (on
+    /// Spin, the variable `mangopay_environment`). The WIT `environment` enum keeps its two
+    /// cases until a package version bump; a WIT caller sets `base-url` to the mTLS host.
+    SandboxMtls,
+    ProductionMtls,
 }
 
 /// The configuration as the caller gave it: the WIT `config` record, field for field. An
@@ -217,6 +226,8 @@ impl Settings {
             .unwrap_or(match config.environment {
                 Environment::Sandbox => SANDBOX_URL,
                 Environment::Production => PRODUCTION_URL,
+                Environment::SandboxMtls => SANDBOX_MTLS_URL,
+                Environment::ProductionMtls => PRODUCTION_MTLS_URL,
             });
         let base = Origin::parse_base(base_url).map_err(|e| match e {
             UrlError::Insecure => Error::InsecureUrl(
@@ -261,9 +272,12 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<ClientConfig, Er
     {
         None | Some("") | Some("sandbox") => Environment::Sandbox,
         Some("production") => Environment::Production,
+        Some("sandbox-mtls") => Environment::SandboxMtls,
+        Some("production-mtls") => Environment::ProductionMtls,
         Some(_) => {
             return Err(Error::InvalidConfig(
-                "MANGOPAY_ENVIRONMENT must be sandbox or production".into(),
+                "MANGOPAY_ENVIRONMENT must be sandbox, production, sandbox-mtls or production-mtls"
+                    .into(),
             ));
         }
     };

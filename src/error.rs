@@ -1,9 +1,11 @@
 //! The component's errors (mirroring the WIT `error` variant) and how an answer of the token
 //! endpoint becomes the token or one of them.
 
-use crate::ports::{RawResponse, TransportError};
+use crate::origin::Origin;
+use crate::ports::{RawResponse, TransportError, TransportKind};
 use crate::redact::{excerpt, quote};
 use crate::wire::{self, ErrorBody, TokenProblem, TokenResponse};
+use std::fmt::Write as _;
 use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -78,16 +80,85 @@ impl Error {
     }
 
     /// The same error, saying the token endpoint will not be called for `retry_in`.
-    /// Errors that carry no such field are returned as they are.
+    /// Errors that carry no such field are returned as they are, but for a TLS fault: the
+    /// WIT `transport-error` has no `retry-in-seconds`, so its text says it (whole seconds,
+    /// rounded up).
     pub fn with_retry_in(mut self, retry_in: Duration) -> Error {
         match &mut self {
             Error::InvalidCredentials(e) => e.retry_in = Some(retry_in),
             Error::LockedOut(e) | Error::OAuth(e) => e.retry_in = Some(retry_in),
             Error::UnexpectedResponse(e) => e.retry_in = Some(retry_in),
+            Error::Transport(e) if e.kind == TransportKind::Tls => {
+                let seconds = retry_in.as_secs() + u64::from(retry_in.subsec_nanos() > 0);
+                let _ = write!(e.detail, "{RETRY_IN}{seconds} s");
+            }
             _ => {}
         }
         self
     }
+}
+
+/// Between a TLS fault's hint and the host's own words.
+const HOST_SAID: &str = "; the host said: ";
+/// Before the seconds a TLS fault's pause has left.
+const RETRY_IN: &str = "; no token request for ";
+
+/// How a transport failure of the token request to `base` reaches the caller: the host's
+/// words quoted (they could echo the credential), and a TLS fault made kind `tls` with a
+/// detail naming the fix (`tls_fault`). A TLS fault is the host's TLS set-up, not the
+/// network, so it would fail the same way again: a TLS failure to any base URL, and on an
+/// mTLS host also a lost connection, as a TLS 1.3 server refuses a missing or untrusted
+/// client certificate only after the handshake, which hosts report as a terminated
+/// connection.
+pub fn token_transport_error(
+    error: TransportError,
+    base: &Origin,
+    secrets: &[&str],
+) -> TransportError {
+    let tls = match error.kind {
+        TransportKind::Tls => true,
+        TransportKind::ConnectionLost => base.is_mtls(),
+        _ => false,
+    };
+    let words = quote(&error.detail, secrets);
+    match tls {
+        true => tls_fault(base, &words),
+        false => TransportError {
+            detail: words,
+            ..error
+        },
+    }
+}
+
+/// A TLS fault of the token request to `base`: kind `tls`, the detail `tls_hint`, then the
+/// host's `words` (already quoted) if it said any.
+pub fn tls_fault(base: &Origin, words: &str) -> TransportError {
+    let mut detail = tls_hint(base);
+    if !words.is_empty() {
+        detail.push_str(HOST_SAID);
+        detail.push_str(words);
+    }
+    TransportError {
+        kind: TransportKind::Tls,
+        detail,
+    }
+}
+
+/// What the host must fix for TLS to `base` to work, and where. Only ours: no secret, no
+/// text from outside.
+pub fn tls_hint(base: &Origin) -> String {
+    // One text for both cases: each costs the shipped component its bytes.
+    format!(
+        "TLS to {} failed: the host must trust its certificate and present Mangopay's \
+         client certificate to an mTLS host (Spin: [[client_tls]]; wasmtime: send_request hook)",
+        base.to_url()
+    )
+}
+
+/// The host's words in the detail of a `tls_fault` (`""` if it said none); the first
+/// separator is ours, as the hint never holds it.
+pub fn tls_host_words(detail: &str) -> &str {
+    detail.split_once(HOST_SAID).map_or("", |(_, words)| words)
 }
 
 /// The token in an answer of the token endpoint, or the error the answer stands for.

@@ -55,6 +55,14 @@ pub fn refused() -> Answer {
     })
 }
 
+/// A transport failure of `kind`, in the host's words `detail`.
+pub fn failed(kind: TransportKind, detail: &str) -> Answer {
+    Err(TransportError {
+        kind,
+        detail: detail.into(),
+    })
+}
+
 /// A request to authorize.
 pub fn request(url: &str, headers: &[(&str, &str)]) -> HttpRequest {
     HttpRequest {

@@ -740,7 +740,7 @@ impl<T, C: Clock> Lifecycle<T, C> {
                         state.recovered();
                     }
                 }
-                state.failed_over = lead.as_ref().map(|lead| lead.token.clone());
+                state.failed_over = lead.as_ref().map(|lead| lead.token);
                 let (served, pause) =
                     state.failed(&failure, fleet_strikes, now, &self.settings.cool_down);
                 let shared_pause = pause.filter(|_| retry::is_shared_pause(&failure));
@@ -764,8 +764,9 @@ impl<T, C: Clock> Lifecycle<T, C> {
         }
     }
 
-    /// The line for a failed renewal: the held token served meanwhile, a cool-down (a
-    /// lockout at `error`), or a token request that failed with nothing to serve.
+    /// The line for a failed renewal: a TLS fault (at `error`, whether the held token is
+    /// served or not), the held token served meanwhile, a cool-down (a lockout at `error`), or
+    /// a token request that failed with nothing to serve.
     fn log_failure(
         &self,
         error: &Error,
@@ -784,7 +785,19 @@ impl<T, C: Clock> Lifecycle<T, C> {
             fields.push((Field::RetryInS, Value::Number(pause.as_secs())));
             fields.push((Field::NextTryUnix, Value::Number(next.as_secs())));
         }
-        let (level, event) = if served {
+        let (level, event) = if let Error::Transport(e) = error
+            && retry::is_tls_fault(error)
+        {
+            // No call can succeed until the host's TLS set-up changes: at `error`, its detail
+            // naming the fix, once per pause.
+            if served {
+                let left = state.held.as_ref().map_or(0, |t| t.seconds_left(now));
+                fields.push((Field::SecondsLeft, Value::Number(left)));
+            }
+            fields.push((Field::Shared, Value::Flag(shared)));
+            fields.push((Field::Detail, Value::Text(&e.detail)));
+            (Level::Error, "tls-failed")
+        } else if served {
             let left = state.held.as_ref().map_or(0, |t| t.seconds_left(now));
             fields.push((Field::SecondsLeft, Value::Number(left)));
             (Level::Warn, "renewal-failed")
@@ -820,8 +833,9 @@ impl<T, C: Clock> Lifecycle<T, C> {
         let held = state.held.as_ref().map_or("", |t| t.access_token.expose());
         let secrets = redact::secrets(&self.settings, held);
         let mut response = response.map_err(|e| {
+            let error = error::token_transport_error(e, &self.settings.base, &secrets);
             Box::new(Failure {
-                error: Error::Transport(redact::transport_error(e, &secrets)),
+                error: Error::Transport(error),
                 retry_after: None,
             })
         })?;

@@ -1,6 +1,6 @@
 //! Operator log lines: one logfmt line per event an operator acts on (a token fetched, a
-//! failed renewal, a cool-down, a lockout, the store lost and back, a refused token, an SCA
-//! answer), written to the component's stderr, which every platform captures.
+//! failed renewal, a cool-down, a lockout, a TLS fault, the store lost and back, a refused
+//! token, an SCA answer), written to the component's stderr, which every platform captures.
 //!
 //! Lines have a fixed set of keys: `ts level component event client_id`, then those of
 //! `Field`. Values are ours (names, numbers) or texts already quoted by `redact`: no line

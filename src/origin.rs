@@ -93,6 +93,13 @@ impl Origin {
         self.secure
     }
 
+    /// Whether this is a mutual-TLS host of Mangopay's (`https://api-mtls.…`): there a
+    /// connection closed right after the handshake is the server refusing the client
+    /// certificate (TLS 1.3 does so after it), not a network fault.
+    pub fn is_mtls(&self) -> bool {
+        self.secure && self.host.starts_with("api-mtls.")
+    }
+
     /// Whether `authority` (`host[:port]`, as in a `Host` header) names this origin: host
     /// compared case-insensitively and IP literals canonically, a missing port taken as the
     /// scheme's default. Anything unparsable (user-info, a bad port) is not this origin.

@@ -145,8 +145,11 @@ pub fn next_wait(
 /// call may try at once. Credential failures cool down, doubling with `strikes` (consecutive
 /// ones, this included), since repeating them prolongs a lockout; while the held token is
 /// `alive` a failed renewal is retried only after `RENEWAL_RETRY`, so the calls it serves
-/// meanwhile stay fast. A `Retry-After` (up to the cool-down maximum) can lengthen either
-/// pause, never shorten it: `Retry-After: 0` does not make every call a token request.
+/// meanwhile stay fast. A TLS fault without a live token pauses for the cool-down's base,
+/// never doubled: it is the host's configuration, no strike, and a per-request fleet would
+/// otherwise make a handshake per call. A `Retry-After` (up to the cool-down maximum) can
+/// lengthen any pause, never shorten it: `Retry-After: 0` does not make every call a token
+/// request.
 pub fn pause_after(
     failure: &Failure,
     strikes: u32,
@@ -157,6 +160,8 @@ pub fn pause_after(
         Some(cool_down(limits.initial, limits.max, strikes))
     } else if alive {
         Some(RENEWAL_RETRY)
+    } else if is_tls_fault(&failure.error) {
+        Some(limits.initial)
     } else {
         None
     };
@@ -171,15 +176,19 @@ pub fn pause_after(
 }
 
 /// Whether the pause after `failure` holds for every instance with the same credentials, and
-/// so is published in the shared store: credential failures and a server's `Retry-After`. The
-/// pause for a renewal that failed while the token lives is this instance's own.
+/// so is published in the shared store: credential failures, TLS faults and a server's
+/// `Retry-After`. The pause for a renewal that failed otherwise while the token lives is
+/// this instance's own.
 pub fn is_shared_pause(failure: &Failure) -> bool {
-    is_credential_failure(&failure.error) || failure.retry_after.is_some_and(|r| !r.is_zero())
+    is_credential_failure(&failure.error)
+        || is_tls_fault(&failure.error)
+        || failure.retry_after.is_some_and(|r| !r.is_zero())
 }
 
 /// Whether another attempt inside the same call may succeed: transport hiccups, rate limits
 /// and server errors. Never credentials, lockout or other 4xx: repeating those prolongs a
-/// lockout or changes nothing.
+/// lockout or changes nothing; nor TLS (a lost connection to an mTLS host's token endpoint
+/// is one: `error::token_transport_error`), which fails the same way until the host changes.
 pub fn is_transient(error: &Error) -> bool {
     match error {
         Error::Transport(t) => matches!(
@@ -196,6 +205,12 @@ pub fn is_transient(error: &Error) -> bool {
 /// Whether the error counts as a strike for the cool-down.
 pub fn is_credential_failure(error: &Error) -> bool {
     matches!(error, Error::InvalidCredentials(_) | Error::LockedOut(_))
+}
+
+/// Whether a token request failed on the host's TLS set-up (`error::token_transport_error`
+/// made it kind `tls`): never transient, paused like a cool-down, never a strike.
+pub fn is_tls_fault(error: &Error) -> bool {
+    matches!(error, Error::Transport(t) if t.kind == TransportKind::Tls)
 }
 
 /// Exponential backoff with full jitter: a delay in `[0, initial * 2^(attempt-1)]`,

@@ -2,16 +2,17 @@
 //! make one token request between them, in good times and bad: the store keys, the stored
 //! token, the lease that makes one instance fetch while the others wait or keep serving a
 //! live token, and the shared cool-down that keeps every instance from repeating a token
-//! request the token endpoint refused. Any store failure means fetching directly, with the
-//! instance's own cool-down: the store never fails a call.
+//! request the token endpoint refused or the host's TLS set-up failed. Any store failure
+//! means fetching directly, with the instance's own cool-down: the store never fails a call.
 //!
 //! Bounds against clocks that disagree: an entry carries its writer's wall-clock expiry, but
 //! no reader trusts it further than the entry's own lifetime (a token's `expires_in`, a
 //! lease's `ttl_ms`, a cool-down's `pause_ms`) from when this instance first saw it.
 
 use crate::config::Settings;
-use crate::error::{ApiError, Error, OAuthError, UnexpectedResponse};
+use crate::error::{self, ApiError, Error, OAuthError, UnexpectedResponse};
 use crate::lifecycle::HeldToken;
+use crate::origin::Origin;
 use crate::ports::{Clock, StoreError, TokenStore};
 use crate::redact;
 use crate::retry::{self, Deadline};
@@ -205,23 +206,26 @@ struct BlockEntry {
     pause_ms: u64,
     strikes: u32,
     error: StoredError,
-    /// `TokenMark` of the token entry the writer read: `""` if it held no token. Absent from
+    /// `TokenMark` of the token entry the writer read: 0 if it held no token. Absent from
     /// an older writer's entry: then no token is known to be newer.
     #[serde(default)]
-    over: Option<String>,
+    over: Option<u64>,
 }
 
-/// The error a cool-down answers with (one of the token endpoint's answers), flat: an
-/// internally tagged enum made serde link its buffering deserializer, 23 KB of the store
-/// world for four cases.
+/// The error a cool-down answers with (one of the token endpoint's answers, or a TLS fault),
+/// flat: an internally tagged enum made serde link its buffering deserializer, 23 KB of the
+/// store world for four cases.
 #[derive(Serialize, Deserialize)]
 struct StoredError {
-    /// The WIT case: `invalid-credentials`, `locked-out`, `oauth`, `unexpected-response`.
+    /// The WIT case: `invalid-credentials`, `locked-out`, `oauth`, `unexpected-response`,
+    /// `transport` (a TLS fault only).
     kind: String,
+    /// 0 for `transport`.
     status: u16,
-    /// `Message`, the OAuth `error`, or the excerpt.
+    /// `Message`, the OAuth `error`, the excerpt, or the host's words on a TLS fault (its
+    /// hint is not stored: each reader writes its own for the base URL the keys stand for).
     text: String,
-    /// `Type`, or the OAuth `error_description`.
+    /// `Type`, the OAuth `error_description`, or the transport kind (`tls`).
     detail: Option<String>,
     error_id: Option<String>,
     date: Option<f64>,
@@ -245,13 +249,16 @@ impl StoredError {
             },
             Error::LockedOut(e) | Error::OAuth(e) => stored(&e.error, e.description.as_deref()),
             Error::UnexpectedResponse(e) => stored(&e.excerpt, None),
+            Error::Transport(e) if retry::is_tls_fault(error) => {
+                stored(error::tls_host_words(&e.detail), Some("tls"))
+            }
             _ => return None,
         })
     }
 
     /// The error, its texts quoted again with this instance's secrets: a value from the
     /// store is text from outside. `None` for a kind this version does not know.
-    fn into_error(self, secrets: &[&str]) -> Option<Error> {
+    fn into_error(self, secrets: &[&str], base: &Origin) -> Option<Error> {
         let q = |text: String| redact::quote(&text, secrets);
         let status = self.status;
         let oauth = |text: String, detail: Option<String>| OAuthError {
@@ -276,6 +283,9 @@ impl StoredError {
                 excerpt: q(self.text),
                 retry_in: None,
             }),
+            "transport" if self.detail.as_deref() == Some("tls") => {
+                Error::Transport(error::tls_fault(base, &q(self.text)))
+            }
             _ => return None,
         })
     }
@@ -294,7 +304,13 @@ struct SharedBlock {
 }
 
 impl SharedBlock {
-    fn decode(value: &[u8], id: &str, wall_now: Duration, secrets: &[&str]) -> Option<Self> {
+    fn decode(
+        value: &[u8],
+        id: &str,
+        wall_now: Duration,
+        secrets: &[&str],
+        base: &Origin,
+    ) -> Option<Self> {
         let entry: BlockEntry = serde_json::from_slice(value).ok()?;
         if entry.v != 1 || entry.id != id {
             return None;
@@ -307,8 +323,8 @@ impl SharedBlock {
             remaining,
             pause,
             strikes: entry.strikes,
-            error: entry.error.into_error(secrets)?,
-            over: entry.over.map(TokenMark::from_hex),
+            error: entry.error.into_error(secrets, base)?,
+            over: entry.over.map(TokenMark),
         })
     }
 
@@ -322,33 +338,26 @@ impl SharedBlock {
     }
 }
 
-/// Which token a lead found in the store's token entry: a digest of the entry if it held one
-/// of ours (a token is never republished as the same bytes), `None` if it held none. Tells
-/// whether a token was published since a cool-down, with no wall clock involved.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenMark(Option<String>);
+/// Which token a lead found in the store's token entry: 64 bits of a digest of the entry if
+/// it held one of ours (a token is never republished as the same bytes), 0 if it held none.
+/// Tells whether a token was published since a cool-down, with no wall clock involved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenMark(u64);
 
 impl TokenMark {
     fn of(entry: Option<&[u8]>, holds_token: bool) -> TokenMark {
-        TokenMark(
-            entry
-                .filter(|_| holds_token)
-                .map(|entry| hex(&Sha256::digest(entry))),
-        )
-    }
-
-    fn from_hex(text: String) -> TokenMark {
-        TokenMark(Some(text).filter(|t| !t.is_empty()))
-    }
-
-    fn to_hex(&self) -> String {
-        self.0.clone().unwrap_or_default()
+        TokenMark(entry.filter(|_| holds_token).map_or(0, |entry| {
+            let digest: [u8; 32] = Sha256::digest(entry).into();
+            let [a, b, c, d, e, f, g, h, ..] = digest;
+            // Never 0, which says "no token".
+            u64::from_le_bytes([a, b, c, d, e, f, g, h]).max(1)
+        }))
     }
 
     /// Whether a token was published after `earlier` was taken: this mark holds one, and
     /// not the one `earlier` held.
     pub fn newer_than(&self, earlier: &TokenMark) -> bool {
-        self.0.is_some() && self.0 != earlier.0
+        self.0 != 0 && self.0 != earlier.0
     }
 }
 
@@ -659,7 +668,8 @@ impl Shared {
             }
         };
         let block = value.as_deref().and_then(|value| {
-            let mut block = SharedBlock::decode(value, &self.keys.id, clock.wall(), &secrets)?;
+            let mut block =
+                SharedBlock::decode(value, &self.keys.id, clock.wall(), &secrets, &settings.base)?;
             block.remaining = block
                 .remaining
                 .min(self.block_left(clock, value, block.pause));
@@ -765,7 +775,7 @@ impl Shared {
                         pause_ms: millis(pause),
                         strikes,
                         error: stored,
-                        over: Some(lead.token.to_hex()),
+                        over: Some(lead.token.0),
                     };
                     let value = serde_json::to_vec(&entry).unwrap_or_default();
                     // Kept past its end for as long again as the longest cool-down, so that

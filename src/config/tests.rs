@@ -140,3 +140,44 @@ fn env_vars() {
         Err(Error::InvalidConfig(_))
     ));
 }
+
+#[test]
+fn mtls_environments_select_the_mtls_hosts() {
+    for (value, environment, url) in [
+        ("sandbox-mtls", Environment::SandboxMtls, SANDBOX_MTLS_URL),
+        (
+            "Production-MTLS",
+            Environment::ProductionMtls,
+            PRODUCTION_MTLS_URL,
+        ),
+        ("production", Environment::Production, PRODUCTION_URL),
+        ("", Environment::Sandbox, SANDBOX_URL),
+    ] {
+        let c = from_env(|name| match name {
+            "MANGOPAY_CLIENT_ID" => Some("id".into()),
+            "MANGOPAY_API_KEY" => Some("key".into()),
+            "MANGOPAY_ENVIRONMENT" => Some(value.into()),
+            _ => None,
+        })
+        .expect(value);
+        assert_eq!(c.environment, environment, "{value}");
+        let s = Settings::new(c).expect("valid");
+        assert_eq!(s.base_url, url);
+        assert_eq!(s.base.is_mtls(), url.contains("-mtls"), "{value}");
+    }
+    assert_eq!(SANDBOX_MTLS_URL, "https://api-mtls.sandbox.mangopay.com");
+    assert_eq!(PRODUCTION_MTLS_URL, "https://api-mtls.mangopay.com");
+    // A WIT caller reaches the same host through base-url.
+    let s =
+        Settings::new(config("id", "key", Some("https://api-mtls.mangopay.com/"))).expect("valid");
+    assert!(s.base.is_mtls());
+    let refused = from_env(|name| match name {
+        "MANGOPAY_ENVIRONMENT" => Some("mtls".into()),
+        _ => Some("x".into()),
+    });
+    let values = "sandbox, production, sandbox-mtls or production-mtls";
+    assert!(matches!(
+        refused,
+        Err(Error::InvalidConfig(m)) if m == format!("MANGOPAY_ENVIRONMENT must be {values}")
+    ));
+}

@@ -141,3 +141,90 @@ fn a_token_answer_is_the_token_its_error_or_malformed() {
         Err(Error::MalformedTokenResponse(TokenProblem::BodyTooLarge))
     );
 }
+
+fn base(url: &str) -> Origin {
+    Origin::parse_base(url).expect("valid")
+}
+
+fn fault(kind: TransportKind, detail: &str) -> TransportError {
+    TransportError {
+        kind,
+        detail: detail.into(),
+    }
+}
+
+const MTLS_HINT: &str = "TLS to https://api-mtls.sandbox.mangopay.com failed: the host must trust its certificate and present Mangopay's client certificate to an mTLS host (Spin: [[client_tls]]; wasmtime: send_request hook)";
+const TRUST_HINT: &str = "TLS to https://api.sandbox.mangopay.com failed: the host must trust its certificate and present Mangopay's client certificate to an mTLS host (Spin: [[client_tls]]; wasmtime: send_request hook)";
+
+#[test]
+fn a_tls_failure_of_the_token_request_names_the_fix() {
+    let mtls = base("https://api-mtls.sandbox.mangopay.com");
+    let plain = base(BASE);
+    // A lost connection to an mTLS host: the client certificate refused after the handshake.
+    let e = token_transport_error(
+        fault(TransportKind::ConnectionLost, "connection-terminated"),
+        &mtls,
+        &[],
+    );
+    assert_eq!(e.kind, TransportKind::Tls);
+    assert_eq!(
+        e.detail,
+        format!("{MTLS_HINT}; the host said: connection-terminated")
+    );
+    assert_eq!(tls_host_words(&e.detail), "connection-terminated");
+    let e = token_transport_error(
+        fault(
+            TransportKind::Tls,
+            "tls-alert-received: certificate required",
+        ),
+        &mtls,
+        &[],
+    );
+    assert_eq!(
+        e.detail,
+        format!("{MTLS_HINT}; the host said: tls-alert-received: certificate required")
+    );
+    // Any base: an untrusted server certificate.
+    let e = token_transport_error(
+        fault(TransportKind::Tls, "tls-certificate-error"),
+        &plain,
+        &[],
+    );
+    assert_eq!(e.kind, TransportKind::Tls);
+    assert_eq!(
+        e.detail,
+        format!("{TRUST_HINT}; the host said: tls-certificate-error")
+    );
+    assert_eq!(tls_fault(&plain, "").detail, TRUST_HINT);
+    // Elsewhere a lost connection stays one (transient), quoted as ever.
+    let e = token_transport_error(
+        fault(TransportKind::ConnectionLost, "reset by my-api-key"),
+        &plain,
+        &["my-api-key"],
+    );
+    assert_eq!(e.kind, TransportKind::ConnectionLost);
+    assert_eq!(e.detail, WITHHELD);
+    // The host's words are quoted: an echo of a secret withholds them, never the hint.
+    let e = token_transport_error(
+        fault(TransportKind::Tls, "client cert for my-api-key\nrefused"),
+        &mtls,
+        &["my-api-key"],
+    );
+    assert_eq!(e.detail, format!("{MTLS_HINT}; the host said: {WITHHELD}"));
+}
+
+#[test]
+fn a_paused_tls_fault_says_when_the_next_token_request_goes() {
+    let mtls = base("https://api-mtls.sandbox.mangopay.com");
+    let error = Error::Transport(tls_fault(&mtls, "connection-terminated"));
+    let Error::Transport(e) = error.clone().with_retry_in(Duration::from_millis(59_200)) else {
+        panic!("a transport error");
+    };
+    assert_eq!(
+        e.detail,
+        format!("{MTLS_HINT}; the host said: connection-terminated; no token request for 60 s")
+    );
+    // Other transport errors are as they were.
+    let lost = Error::Transport(fault(TransportKind::ConnectionLost, "x"));
+    assert_eq!(lost.clone().with_retry_in(Duration::from_secs(5)), lost);
+}

@@ -255,3 +255,98 @@ fn retry_after_zero_on_a_failed_renewal_does_not_make_every_call_a_token_request
     // One renewal (its three attempts), then the held token until RENEWAL_RETRY has passed.
     assert_eq!(transport.sent() - before, 3);
 }
+
+fn tls_detail(error: &Error) -> &str {
+    match error {
+        Error::Transport(t) if t.kind == crate::ports::TransportKind::Tls => &t.detail,
+        _ => panic!("a TLS fault: {error:?}"),
+    }
+}
+
+/// One instance, no store: a TLS fault is tried once, then nothing is sent for the
+/// cool-down's base (not doubled), the calls meanwhile answered at once.
+#[test]
+fn a_tls_fault_is_not_retried_and_pauses_the_instance() {
+    use crate::ports::TransportKind;
+    let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+    let client = client(&transport, &clock);
+    transport.script(vec![failed(TransportKind::Tls, "tls-certificate-error")]);
+    for n in 0..60 {
+        let error = client.get_token().expect_err("untrusted");
+        let detail = tls_detail(&error);
+        assert!(
+            detail
+                .starts_with("TLS to https://api.sandbox.mangopay.com failed: the host must trust")
+                && detail.ends_with(&format!("; no token request for {} s", 60 - n)),
+            "{detail}"
+        );
+        assert_eq!(client.status().cool_down, Some(secs(60 - n)));
+        clock.advance(secs(1));
+    }
+    assert_eq!(transport.sent(), 1);
+    assert_eq!(clock.slept(), Duration::ZERO, "no backoff either");
+    // After the pause, one more attempt, and the same pause again.
+    let error = client.get_token().expect_err("still untrusted");
+    assert!(tls_detail(&error).ends_with("no token request for 60 s"));
+    assert_eq!(transport.sent(), 2);
+    transport.answer(200, &token_body("trusted", 1200));
+    clock.advance(secs(60));
+    assert_eq!(client.get_token().expect("fixed").access_token, "trusted");
+    assert_eq!(client.status().cool_down, None);
+}
+
+/// A lost connection is a TLS fault on an mTLS host only: elsewhere it is retried as ever.
+#[test]
+fn a_lost_connection_is_a_tls_fault_on_an_mtls_host_only() {
+    use crate::ports::TransportKind;
+    for (environment, sent) in [
+        (crate::config::Environment::SandboxMtls, 1),
+        (crate::config::Environment::Sandbox, 3),
+    ] {
+        let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+        let mut config = config();
+        config.environment = environment;
+        let client =
+            crate::client::Client::new(config, transport.clone(), clock.clone()).expect("valid");
+        transport.script(vec![failed(
+            TransportKind::ConnectionLost,
+            "connection-terminated",
+        )]);
+        let error = client.get_token().expect_err("lost");
+        assert_eq!(transport.sent(), sent, "{environment:?}");
+        match environment {
+            crate::config::Environment::SandboxMtls => assert_eq!(
+                tls_detail(&error),
+                "TLS to https://api-mtls.sandbox.mangopay.com failed: the host must trust its certificate and present Mangopay's client certificate to an mTLS host (Spin: [[client_tls]]; wasmtime: send_request hook); the host said: connection-terminated; no token request for 60 s"
+            ),
+            _ => assert_eq!(
+                error,
+                Error::Transport(crate::ports::TransportError {
+                    kind: TransportKind::ConnectionLost,
+                    detail: "connection-terminated".into(),
+                })
+            ),
+        }
+    }
+}
+
+/// A TLS fault at renewal, while the held token lives: the token is served, and the renewal
+/// tried again after `RENEWAL_RETRY`, not after the cool-down the token would not outlive.
+#[test]
+fn a_tls_fault_at_renewal_serves_the_live_token() {
+    use crate::ports::TransportKind;
+    let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+    let client = client(&transport, &clock);
+    transport.answer(200, &token_body("held", 1200));
+    client.get_token().expect("token");
+    clock.advance(secs(1140));
+    transport.script(vec![failed(TransportKind::Tls, "tls-protocol-error")]);
+    assert_eq!(client.get_token().expect("held").access_token, "held");
+    assert_eq!(transport.sent(), 2, "not retried");
+    clock.advance(secs(4));
+    client.get_token().expect("held");
+    assert_eq!(transport.sent(), 2);
+    clock.advance(secs(1));
+    client.get_token().expect("held");
+    assert_eq!(transport.sent(), 3);
+}

@@ -238,10 +238,78 @@ fn no_line_holds_a_secret() {
         &format!(r#"{{"Message":"{token}","Type":"invalid_credentials"}}"#),
     );
     client.get_token().expect_err("refused");
+    // A TLS fault whose host text echoes the credential and the token.
+    clock.advance(secs(60));
+    transport.script(vec![failed(
+        crate::ports::TransportKind::Tls,
+        &format!("tls-alert-received: my-api-key bXktY2xpZW50Om15LWFwaS1rZXk= {token}"),
+    )]);
+    let error = format!("{:?}", client.get_token().expect_err("no TLS"));
+    assert!(
+        error.contains("TLS to https://api.sandbox.mangopay.com failed"),
+        "{error}"
+    );
     let lines = log.lines().join("\n");
     assert!(lines.contains("event=token-refused"), "{lines}");
+    assert!(lines.contains("event=tls-failed"), "{lines}");
     let settings = crate::config::Settings::new(config()).expect("valid");
     for secret in crate::redact::secrets(&settings, &token) {
         assert!(!lines.contains(secret), "{lines}");
+        assert!(!error.contains(secret), "{error}");
     }
+}
+
+/// 20 per-request instances behind a host that presents no client certificate to an mTLS
+/// host: one `error` line naming the fix, from the instance that tried; the others, which
+/// only observed the shared pause, at `debug`.
+#[test]
+fn a_tls_fault_is_logged_once_per_pause_at_error_naming_the_fix() {
+    let (transport, clock, store) = shared_parts();
+    let log = FakeLog::default();
+    transport.script(vec![failed(
+        crate::ports::TransportKind::ConnectionLost,
+        "connection-terminated",
+    )]);
+    let mut config = config();
+    config.environment = crate::config::Environment::SandboxMtls;
+    let settings = crate::config::Settings::new(config).expect("valid");
+    for _ in 0..20 {
+        let mut config = crate::fakes::config();
+        config.environment = crate::config::Environment::SandboxMtls;
+        let fresh = Client::with_store(
+            config,
+            transport.clone(),
+            clock.clone(),
+            Box::new(store.clone()),
+        )
+        .expect("valid")
+        .with_logger(log.logger(Level::Debug));
+        fresh.get_token().expect_err("no client certificate");
+        clock.advance(secs(1));
+    }
+    assert_eq!(transport.sent(), 1);
+    let failed = events(&log, "tls-failed");
+    assert_eq!(failed.len(), 1, "{:?}", log.lines());
+    let next = 1_800_000_000 + 60;
+    assert_eq!(
+        failed[0],
+        format!(
+            "ts=1800000000.000 level=error component=mangopay-auth event=tls-failed \
+             client_id=my-client error=transport retry_in_s=60 next_try_unix={next} \
+             shared=true detail=\"{}; the host said: connection-terminated\"",
+            crate::error::tls_hint(&settings.base)
+        )
+    );
+    assert!(failed[0].contains(
+        "detail=\"TLS to https://api-mtls.sandbox.mangopay.com failed: the host must trust its certificate and present Mangopay's client certificate to an mTLS host"
+    ));
+    let observed = events(&log, "cool-down-observed");
+    assert_eq!(observed.len(), 19, "{:?}", log.lines());
+    assert!(
+        observed
+            .iter()
+            .all(|l| l.contains(" level=debug ") && l.contains(" error=transport ")),
+        "{observed:?}"
+    );
+    assert!(events(&log, "token-request-failed").is_empty());
 }

@@ -159,3 +159,19 @@ fn errors_read_as_one_line_with_their_case_status_and_pause() {
         "mangopay-auth: transport: connection-timeout"
     );
 }
+
+/// A TLS fault is no network hiccup a caller could wait out: `internal-error`, its words
+/// naming the host's fix and the pause.
+#[test]
+fn a_tls_fault_reads_as_an_internal_error_naming_the_fix() {
+    let transport = FakeTransport::default();
+    let client = client(&transport, &FakeClock::default());
+    transport.script(vec![failed(TransportKind::Tls, "tls-certificate-error")]);
+    let error = client.get_token().expect_err("untrusted certificate");
+    assert_eq!(code(&error), Code::Internal);
+    let line = detail(&error);
+    let head = "mangopay-auth: transport: TLS to https://api.sandbox.mangopay.com failed: \
+                the host must trust";
+    let tail = "; the host said: tls-certificate-error; no token request for 60 s";
+    assert!(line.starts_with(head) && line.ends_with(tail), "{line}");
+}

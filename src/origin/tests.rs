@@ -306,3 +306,17 @@ fn every_pattern_of_zero_groups_is_written_like_std() {
         assert_eq!(bracketed(ip), format!("[{ip}]"));
     }
 }
+
+#[test]
+fn only_the_api_mtls_hosts_are_mtls() {
+    for (url, mtls) in [
+        ("https://api-mtls.sandbox.mangopay.com", true),
+        ("https://API-MTLS.mangopay.com:443", true),
+        ("https://api.mangopay.com", false),
+        ("https://api.sandbox.mangopay.com", false),
+        ("https://x.api-mtls.mangopay.com", false),
+        ("http://127.0.0.1:8080", false),
+    ] {
+        assert_eq!(origin(url).is_mtls(), mtls, "{url}");
+    }
+}

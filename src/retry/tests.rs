@@ -183,3 +183,39 @@ fn a_deadline_holds_on_a_clock_that_does_not_move() {
     assert_eq!(timeouts.connect, within);
     assert_eq!(timeouts.between_bytes, Duration::from_millis(100));
 }
+
+/// A TLS fault is the host's configuration: never retried in the call, paused for the
+/// cool-down's base whatever the strikes (it is none), shared with the fleet.
+#[test]
+fn a_tls_fault_pauses_the_base_cool_down_undoubled_and_shared() {
+    let s = Duration::from_secs;
+    let limits = CoolDown {
+        initial: s(60),
+        max: s(900),
+    };
+    let tls = Failure {
+        error: Error::Transport(TransportError {
+            kind: TransportKind::Tls,
+            detail: String::new(),
+        }),
+        retry_after: None,
+    };
+    assert!(is_tls_fault(&tls.error));
+    assert!(!is_transient(&tls.error));
+    assert!(!is_credential_failure(&tls.error));
+    assert!(is_shared_pause(&tls));
+    for strikes in [0, 1, 4] {
+        assert_eq!(pause_after(&tls, strikes, false, &limits), Some(s(60)));
+    }
+    // While a held token lives, the renewal is tried again soon, as for any failure.
+    assert_eq!(pause_after(&tls, 0, true, &limits), Some(RENEWAL_RETRY));
+    let lost = Failure {
+        error: Error::Transport(TransportError {
+            kind: TransportKind::ConnectionLost,
+            detail: String::new(),
+        }),
+        retry_after: None,
+    };
+    assert!(!is_tls_fault(&lost.error) && !is_shared_pause(&lost));
+    assert_eq!(pause_after(&lost, 0, false, &limits), None);
+}

@@ -419,3 +419,185 @@ fn a_cool_down_is_published_over_whatever_its_key_holds() {
         assert_eq!(transport.sent(), 1);
     }
 }
+
+fn mtls_config() -> ClientConfig {
+    ClientConfig::new(
+        "my-client".into(),
+        Secret::new("my-api-key".into()),
+        Environment::SandboxMtls,
+    )
+}
+
+/// The typed TLS fault's detail, or a panic.
+fn tls_detail(error: &Error) -> &str {
+    match error {
+        Error::Transport(t) if t.kind == TransportKind::Tls => &t.detail,
+        _ => panic!("a TLS fault: {error:?}"),
+    }
+}
+
+const CLIENT_CERTIFICATE: &str = "TLS to https://api-mtls.sandbox.mangopay.com failed: the host must trust its certificate and present Mangopay's client certificate to an mTLS host (Spin: [[client_tls]]; wasmtime: send_request hook); the host said: ";
+const SERVER_CERTIFICATE: &str = "TLS to https://api.sandbox.mangopay.com failed: the host must trust its certificate and present Mangopay's client certificate to an mTLS host (Spin: [[client_tls]]; wasmtime: send_request hook); the host said: ";
+
+/// A host that presents no client certificate to an mTLS host (TLS 1.3: the connection is
+/// closed after the handshake; TLS 1.2: an alert), or one that does not trust the server's
+/// certificate: 20 per-request instances make one handshake between them, each answered the
+/// typed fault naming the fix; after the pause one instance tries once, the pause not
+/// doubled.
+#[test]
+fn a_tls_fault_costs_the_fleet_one_handshake_per_pause() {
+    let cases = [
+        (
+            mtls_config(),
+            TransportKind::ConnectionLost,
+            "connection-terminated",
+            CLIENT_CERTIFICATE,
+        ),
+        (
+            mtls_config(),
+            TransportKind::Tls,
+            "tls-alert-received: certificate required",
+            CLIENT_CERTIFICATE,
+        ),
+        (
+            config(),
+            TransportKind::Tls,
+            "tls-certificate-error",
+            SERVER_CERTIFICATE,
+        ),
+    ];
+    for (config, kind, words, hint) in cases {
+        let (transport, clock, store) = shared_parts();
+        let keys = Keys::new(&Settings::new(config_like(&config)).expect("valid"));
+        transport.script(vec![failed(kind, words)]);
+        for n in 0..20 {
+            let fresh = client_with(config_like(&config), &transport, &clock, &store);
+            let error = fresh.get_token().expect_err("no TLS");
+            assert_eq!(
+                tls_detail(&error),
+                format!("{hint}{words}; no token request for {} s", 60 - n),
+                "{kind:?} call {n}"
+            );
+            clock.advance(secs(1));
+        }
+        assert_eq!(transport.sent(), 1, "{kind:?}");
+        assert_eq!(clock.slept(), Duration::ZERO);
+        let lease = store.value(&keys.lease).expect("taken once");
+        assert!(String::from_utf8_lossy(&lease).contains(r#""released":true"#));
+        // The shared entry: flat, the host's words only, no strike.
+        let entry = String::from_utf8(store.value(&keys.block).expect("shared")).unwrap();
+        assert!(
+            entry.contains(r#""strikes":0,"#)
+                && entry.contains(r#""kind":"transport","status":0"#)
+                && entry.contains(&format!(r#""text":"{words}","detail":"tls""#)),
+            "{entry}"
+        );
+        // After the pause, one instance tries once; the next pause is the base again.
+        clock.advance(secs(40));
+        for _ in 0..5 {
+            let error = client_with(config_like(&config), &transport, &clock, &store)
+                .get_token()
+                .expect_err("still no TLS");
+            assert!(tls_detail(&error).ends_with("no token request for 60 s"));
+        }
+        assert_eq!(transport.sent(), 2, "{kind:?}");
+    }
+}
+
+/// `ClientConfig` is not `Clone` (it holds a `Secret`): the same configuration again.
+fn config_like(config: &ClientConfig) -> ClientConfig {
+    ClientConfig::new(
+        config.client_id.clone(),
+        Secret::new(config.api_key.expose().to_owned()),
+        config.environment,
+    )
+}
+
+/// Without mTLS, a lost connection is the network's: retried in the call, never shared.
+#[test]
+fn a_lost_connection_to_a_host_without_mtls_is_still_retried() {
+    let (transport, clock, store) = shared_parts();
+    transport.script(vec![failed(
+        TransportKind::ConnectionLost,
+        "connection-terminated",
+    )]);
+    for _ in 0..2 {
+        let error = shared_client(&transport, &clock, &store)
+            .get_token()
+            .expect_err("lost");
+        assert!(
+            matches!(&error, Error::Transport(t) if t.kind == TransportKind::ConnectionLost),
+            "{error:?}"
+        );
+    }
+    assert_eq!(transport.sent(), 6, "three attempts per call, no pause");
+    assert!(store.value(&keys().block).is_none());
+}
+
+/// TLS faults are no credential strikes: they never double the invalid-credentials
+/// cool-down nor read as invalid credentials or a lockout, and the strikes the fleet
+/// counted survive them.
+#[test]
+fn tls_faults_count_no_credential_strikes() {
+    let (transport, clock, store) = shared_parts();
+    let tls = || failed(TransportKind::Tls, "tls-certificate-error");
+    transport.script(vec![tls()]);
+    for _ in 0..3 {
+        let error = shared_client(&transport, &clock, &store)
+            .get_token()
+            .expect_err("no TLS");
+        assert!(!retry::is_credential_failure(&error));
+        tls_detail(&error);
+        clock.advance(secs(60));
+    }
+    assert_eq!(transport.sent(), 3);
+    // Then a wrong key: the first strike, the base cool-down.
+    transport.answer(401, INVALID);
+    let error = shared_client(&transport, &clock, &store)
+        .get_token()
+        .expect_err("wrong key");
+    assert!(matches!(error, Error::InvalidCredentials(_)), "{error:?}");
+    assert_eq!(retry_in(&error), Some(secs(60)));
+    // A TLS fault in between keeps that strike, and adds none.
+    clock.advance(secs(60));
+    transport.script(vec![tls()]);
+    let error = shared_client(&transport, &clock, &store)
+        .get_token()
+        .expect_err("no TLS");
+    assert!(tls_detail(&error).ends_with("no token request for 60 s"));
+    let entry = String::from_utf8(store.value(&keys().block).expect("shared")).unwrap();
+    assert!(entry.contains(r#""strikes":1,"#), "{entry}");
+    clock.advance(secs(60));
+    transport.answer(401, INVALID);
+    let error = shared_client(&transport, &clock, &store)
+        .get_token()
+        .expect_err("wrong key");
+    assert_eq!(retry_in(&error), Some(secs(120)), "the second strike");
+    assert_eq!(transport.sent(), 6);
+}
+
+/// A TLS fault at renewal while the renewing instance's token lives: the token is served,
+/// and the pause is `RENEWAL_RETRY`, shared, so that per-request instances serve the token
+/// from the store meanwhile instead of each trying.
+#[test]
+fn a_tls_fault_at_renewal_is_tried_again_by_one_instance_while_the_token_lives() {
+    let (transport, clock, store) = shared_parts();
+    transport.answer(200, &token_body("live", 1200));
+    let holder = shared_client(&transport, &clock, &store);
+    holder.get_token().expect("token");
+    clock.advance(secs(1140));
+    transport.script(vec![failed(TransportKind::Tls, "tls-protocol-error")]);
+    assert_eq!(holder.get_token().expect("served").access_token, "live");
+    assert_eq!(transport.sent(), 2);
+    for _ in 0..10 {
+        let fresh = shared_client(&transport, &clock, &store);
+        assert_eq!(fresh.get_token().expect("served").access_token, "live");
+        clock.advance(Duration::from_millis(400));
+    }
+    assert_eq!(transport.sent(), 2);
+    clock.advance(secs(1));
+    shared_client(&transport, &clock, &store)
+        .get_token()
+        .expect_err("its renewal fails, as any renewal by an instance holding no token");
+    assert_eq!(transport.sent(), 3);
+}

@@ -478,3 +478,66 @@ fn a_renewal_waiting_for_another_instances_lease_asks_its_driver_to_sleep() {
     assert_eq!(bearer.expose(), "Bearer leaders");
     assert_eq!(transport.sent(), 0);
 }
+
+/// A TLS fault is stored flat with the host's words only (the hint is each reader's own, for
+/// the base URL the keys stand for); entries written before it are read as ever.
+#[test]
+fn a_tls_cool_down_is_stored_flat_and_older_entries_still_read() {
+    use crate::ports::{TransportError, TransportKind};
+    let settings = settings(Some("https://api-mtls.mangopay.com"), "client", "key-1");
+    let fault = error::tls_fault(&settings.base, "connection-terminated");
+    let stored = StoredError::from_error(&Error::Transport(fault.clone())).expect("stored");
+    let text = serde_json::to_string(&stored).expect("json");
+    assert_eq!(
+        text,
+        r#"{"kind":"transport","status":0,"text":"connection-terminated","detail":"tls","error_id":null,"date":null}"#
+    );
+    let entry = |error: &str| {
+        format!(
+            r#"{{"v":1,"id":"id","until_ms":60000,"pause_ms":60000,"strikes":2,"error":{error}}}"#
+        )
+    };
+    let block = SharedBlock::decode(
+        entry(&text).as_bytes(),
+        "id",
+        Duration::ZERO,
+        &[],
+        &settings.base,
+    )
+    .expect("ours");
+    assert_eq!(block.error, Error::Transport(fault));
+    assert_eq!(block.strikes, 2);
+    // The host's words are quoted again: text from the store is text from outside.
+    let echo = entry(
+        r#"{"kind":"transport","status":0,"text":"key-1","detail":"tls","error_id":null,"date":null}"#,
+    );
+    let block = SharedBlock::decode(
+        echo.as_bytes(),
+        "id",
+        Duration::ZERO,
+        &["key-1"],
+        &settings.base,
+    )
+    .expect("ours");
+    assert!(matches!(&block.error, Error::Transport(t) if t.detail.ends_with(redact::WITHHELD)));
+    // Only TLS faults are shared, and only they are read back.
+    let lost = Error::Transport(TransportError {
+        kind: TransportKind::ConnectionLost,
+        detail: "x".into(),
+    });
+    assert!(StoredError::from_error(&lost).is_none());
+    let other = entry(
+        r#"{"kind":"transport","status":0,"text":"x","detail":"dns","error_id":null,"date":null}"#,
+    );
+    assert!(
+        SharedBlock::decode(other.as_bytes(), "id", Duration::ZERO, &[], &settings.base).is_none()
+    );
+    // An entry as this version's predecessors wrote it (no `over`).
+    let old = entry(
+        r#"{"kind":"invalid-credentials","status":401,"text":"m","detail":"invalid_credentials","error_id":"x","date":1.0}"#,
+    );
+    let block = SharedBlock::decode(old.as_bytes(), "id", Duration::ZERO, &[], &settings.base)
+        .expect("still read");
+    assert!(matches!(block.error, Error::InvalidCredentials(e) if e.message == "m"));
+    assert_eq!((block.remaining, block.over), (secs(60), None));
+}

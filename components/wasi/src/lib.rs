@@ -115,6 +115,9 @@ macro_rules! transport_error_from_code {
                 }
                 E::HttpResponseTimeout => (K::Timeout, "http-response-timeout", None),
                 E::HttpUpgradeFailed => (K::Other, "http-upgrade-failed", None),
+                // Can also be a TLS 1.3 server refusing the client certificate after the
+                // handshake (wasmtime's default send_request): on an mTLS base the core takes
+                // a lost token request for a TLS fault.
                 E::HttpProtocolError => (K::ConnectionLost, "http-protocol-error", None),
                 E::LoopDetected => (K::Other, "loop-detected", None),
                 E::ConfigurationError => (K::Other, "configuration-error", None),
