@@ -64,6 +64,11 @@ impl State {
     pub fn with_keyvalue(self, kv: KvCtx) -> State {
         State { kv, ..self }
     }
+
+    /// The same state with its outgoing requests through `hooks`.
+    pub fn with_hooks(self, hooks: Option<Box<dyn WasiHttpHooks>>) -> State {
+        State { hooks, ..self }
+    }
 }
 
 crate::store::token_store_host!(State);

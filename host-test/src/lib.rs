@@ -15,6 +15,7 @@ pub mod p3;
 pub mod platform;
 pub mod serve;
 pub mod store;
+pub mod tls;
 
 use std::path::Path;
 

@@ -1,5 +1,8 @@
 //! A mock Mangopay on 127.0.0.1: the token endpoint and one protected API endpoint, served by
-//! hyper. It records every request and measures token expiry on the shared virtual clock.
+//! hyper, over plain HTTP or over TLS (`start_tls`: a server certificate of the test PKI, and
+//! a client certificate optional or required, as Mangopay's mTLS hosts require it). It records
+//! every request (and over TLS the client certificate it came with, and every handshake that
+//! failed) and measures token expiry on the shared virtual clock.
 
 use crate::clock::VirtualClock;
 use base64::Engine as _;
@@ -118,7 +121,27 @@ struct MockState {
     client_rules: HashMap<String, ClientRules>,
     /// While its `TokenHold` lives, token answers wait (the token is issued on arrival).
     token_hold: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Over TLS, per request (same order as `requests`): the client certificate presented.
+    peers: Vec<Option<Vec<u8>>>,
+    /// Over TLS: handshakes begun, and those that failed (rustls's error, with the alert).
+    handshakes: usize,
+    handshake_failures: Vec<String>,
 }
+
+/// Whether the TLS mock asks for a client certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Never asks.
+    None,
+    /// Asks; serves without one too.
+    Optional,
+    /// Asks, and refuses the connection without one it trusts (Mangopay's mTLS hosts).
+    Required,
+}
+
+/// The client certificate a request came with, put in its extensions by the TLS server.
+#[derive(Clone)]
+struct Peer(Option<Vec<u8>>);
 
 /// Token answers wait while this lives (`MockMangopay::hold_token_answers`); dropping it
 /// sends them.
@@ -142,6 +165,7 @@ pub struct MockMangopay {
     addr: SocketAddr,
     state: Arc<Mutex<MockState>>,
     _runtime: tokio::runtime::Runtime,
+    tls: bool,
 }
 
 impl MockMangopay {
@@ -165,24 +189,103 @@ impl MockMangopay {
         runtime.spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let (state, clock) = (shared.clone(), clock.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(state.clone(), clock.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                tokio::spawn(serve(TokioIo::new(stream), state, clock, Peer(None)));
             }
         });
         MockMangopay {
             addr,
             state,
             _runtime: runtime,
+            tls: false,
         }
     }
 
-    /// `http://127.0.0.1:<port>`
+    /// The same mock over TLS at `https://localhost:<port>`, its certificate from `pki`, asking
+    /// for client certificates of `pki` as `client_auth` says.
+    pub fn start_tls(
+        clock: VirtualClock,
+        pki: &crate::tls::TestPki,
+        client_auth: ClientAuth,
+    ) -> MockMangopay {
+        let identity = pki.server();
+        let builder = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions");
+        let verifier = || {
+            rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(pki.roots()),
+                crate::tls::provider(),
+            )
+        };
+        let builder = match client_auth {
+            ClientAuth::None => builder.with_no_client_auth(),
+            ClientAuth::Optional => builder.with_client_cert_verifier(
+                verifier()
+                    .allow_unauthenticated()
+                    .build()
+                    .expect("a verifier"),
+            ),
+            ClientAuth::Required => {
+                builder.with_client_cert_verifier(verifier().build().expect("a verifier"))
+            }
+        };
+        let config = builder
+            .with_single_cert(identity.chain.clone(), identity.key())
+            .expect("the server certificate");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let mut mock = MockMangopay::start(clock.clone());
+        // Same state and behaviour, another listener: the plain one stays unused.
+        let listener = mock
+            ._runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind 127.0.0.1");
+        mock.addr = listener.local_addr().expect("a local address");
+        mock.tls = true;
+        let shared = mock.state.clone();
+        mock._runtime.spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (state, clock, acceptor) = (shared.clone(), clock.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    state.lock().expect("mock state").handshakes += 1;
+                    let stream = match acceptor.accept(stream).await {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            let mut state = state.lock().expect("mock state");
+                            state.handshake_failures.push(e.to_string());
+                            return;
+                        }
+                    };
+                    let peer = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|cert| cert.to_vec());
+                    serve(TokioIo::new(stream), state, clock, Peer(peer)).await;
+                });
+            }
+        });
+        mock
+    }
+
+    /// `http://127.0.0.1:<port>`, or over TLS `https://localhost:<port>` (the name its
+    /// certificate has).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.tls {
+            true => format!("https://localhost:{}", self.addr.port()),
+            false => format!("http://{}", self.addr),
+        }
+    }
+
+    /// Over TLS: the client certificate each request came with, in the order of `requests`.
+    pub fn client_certificates(&self) -> Vec<Option<Vec<u8>>> {
+        self.state().peers.clone()
+    }
+
+    /// Over TLS: handshakes begun, and the failed ones' errors (the alert sent, or received).
+    pub fn handshakes(&self) -> (usize, Vec<String>) {
+        let state = self.state();
+        (state.handshakes, state.handshake_failures.clone())
     }
 
     fn state(&self) -> MutexGuard<'_, MockState> {
@@ -292,6 +395,18 @@ impl MockMangopay {
 
 type Reply = Response<BoxBody<Bytes, std::io::Error>>;
 
+/// Serves HTTP/1.1 on one connection, each request tagged with the connection's peer.
+async fn serve<I>(io: I, state: Arc<Mutex<MockState>>, clock: VirtualClock, peer: Peer)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(peer.clone());
+        handle(state.clone(), clock.clone(), request)
+    });
+    let _ = http1::Builder::new().serve_connection(io, service).await;
+}
+
 async fn handle(
     state: Arc<Mutex<MockState>>,
     clock: VirtualClock,
@@ -322,6 +437,8 @@ async fn handle(
         } else {
             (api_endpoint(&mut state, &clock, &recorded), Delivery::Whole)
         };
+        let peer = parts.extensions.get::<Peer>().and_then(|p| p.0.clone());
+        state.peers.push(peer);
         state.requests.push(recorded);
         (reply.0, reply.1, hold)
     };

@@ -83,6 +83,8 @@ pub struct ServeOptions {
     pub config: Vec<(String, String)>,
     /// The `token-store` import, for a component composed without an adapter.
     pub token_store: Option<Arc<dyn HostStore>>,
+    /// Each instance's outgoing-request hooks (e.g. `tls::TlsHooks`); the network when none.
+    pub hooks: Option<crate::p3::HooksFactory>,
 }
 
 struct Inner {
@@ -107,6 +109,7 @@ impl Inner {
                 config: self.options.config.clone(),
             })
             .with_token_store(self.options.token_store.clone())
+            .with_hooks(self.options.hooks.as_ref().map(|hooks| hooks()))
     }
 
     /// A fresh instance answers `request`; what goes wrong in the host becomes a 500.

@@ -17,3 +17,4 @@ mod security;
 mod send;
 mod shared_store;
 mod store_faults;
+mod tls;

@@ -1,0 +1,340 @@
+//! Real TLS, as production runs it: the TLS mock Mangopay (`MockMangopay::start_tls`, a test
+//! CA made at run time) and the harness's outgoing requests through `host_test::tls::TlsHooks`,
+//! the test CA as its roots: the code an embedder runs with the webpki roots. Each component
+//! fetches a token and makes an API call over TLS: the standalone world, the Spin keyvalue
+//! artifact in the per-request host, and the WASI 0.3 middleware. Mutual TLS: the mock
+//! requires a client certificate, as Mangopay's `api-mtls` hosts do, and the hooks present
+//! one to that origin only; a foreign TLS origin the same component reaches sees none.
+
+use host_test::clock::VirtualClock;
+use host_test::fixture::{API_KEY, CLIENT_ID};
+use host_test::host::{ApiRequest, Error, Host, InstanceOptions, TransportKind, config};
+use host_test::keyvalue::MapKv;
+use host_test::mock::{ClientAuth, MockMangopay};
+use host_test::p3::{self, Adapter, Middleware, P3Options, P3Server, P3Service};
+use host_test::serve::{self, Flavor, ServeOptions, Server, counts, sources};
+use host_test::tls::{TestPki, TlsHooks};
+use std::sync::{Arc, OnceLock};
+
+fn pki() -> &'static TestPki {
+    static PKI: OnceLock<TestPki> = OnceLock::new();
+    PKI.get_or_init(|| TestPki::new("mangopay-auth test CA"))
+}
+
+/// The client certificate the hooks present (the one Mangopay's Dashboard would issue).
+fn identity() -> &'static host_test::tls::Identity {
+    static ID: OnceLock<host_test::tls::Identity> = OnceLock::new();
+    ID.get_or_init(|| pki().client("acme-payments mTLS"))
+}
+
+/// A TLS mock with the fixture account.
+fn tls_mock(clock: &VirtualClock, client_auth: ClientAuth) -> MockMangopay {
+    let mock = MockMangopay::start_tls(clock.clone(), pki(), client_auth);
+    mock.add_account(CLIENT_ID, API_KEY);
+    mock
+}
+
+/// Hooks trusting the test CA, presenting the client certificate to `mtls_origin` if any.
+fn hooks(mtls_origin: Option<&str>) -> TlsHooks {
+    let hooks = TlsHooks::new(pki().roots());
+    match mtls_origin {
+        Some(origin) => hooks
+            .with_client_certificate(origin, identity().chain.clone(), identity().key())
+            .expect("a client certificate"),
+        None => hooks,
+    }
+}
+
+fn users_request() -> ApiRequest {
+    ApiRequest {
+        method: "GET".into(),
+        path: "/v2.01/{ClientId}/users?per_page=1".into(),
+        headers: vec![("Accept".into(), "application/json".into())],
+        body: None,
+    }
+}
+
+/// The standalone world over TLS: a token and an API call, `rounds` times.
+fn standalone_calls(mock: &MockMangopay, clock: &VirtualClock, hooks: TlsHooks, rounds: usize) {
+    let mut instance = Host::shared()
+        .instantiate(InstanceOptions {
+            clock: Some(clock.clone()),
+            hooks: Some(hooks.boxed()),
+            ..InstanceOptions::default()
+        })
+        .expect("instantiates");
+    let client = instance
+        .create_client(&config(CLIENT_ID, API_KEY, &mock.base_url()))
+        .expect("no trap")
+        .expect("a valid config");
+    for _ in 0..rounds {
+        let token = instance
+            .get_token(client)
+            .expect("no trap")
+            .expect("a token");
+        assert_eq!(token.token_type.to_lowercase(), "bearer");
+        let response = instance
+            .send(client, &users_request())
+            .expect("no trap")
+            .expect("an answer");
+        assert_eq!(response.status, 200, "{response:?}");
+    }
+}
+
+#[test]
+fn the_standalone_component_fetches_a_token_and_calls_the_api_over_tls() {
+    let clock = VirtualClock::new();
+    let mock = tls_mock(&clock, ClientAuth::None);
+    assert!(mock.base_url().starts_with("https://localhost:"));
+    standalone_calls(&mock, &clock, hooks(None), 3);
+    assert_eq!(mock.token_requests(), 1);
+    assert_eq!(mock.api_requests(), 3);
+    let (handshakes, failures) = mock.handshakes();
+    assert!(failures.is_empty(), "{failures:?}");
+    // wasmtime's client opens a connection per request; the hooks do the same.
+    assert_eq!(handshakes, 4);
+}
+
+#[test]
+fn mutual_tls_the_client_certificate_goes_with_every_mangopay_request() {
+    let clock = VirtualClock::new();
+    let mock = tls_mock(&clock, ClientAuth::Required);
+    standalone_calls(&mock, &clock, hooks(Some(&mock.base_url())), 2);
+    assert_eq!(mock.token_requests(), 1);
+    assert_eq!(mock.api_requests(), 2);
+    let presented = mock.client_certificates();
+    assert_eq!(presented.len(), 3);
+    let ours = identity().chain[0].to_vec();
+    assert!(presented.iter().all(|cert| cert.as_ref() == Some(&ours)));
+    assert!(mock.handshakes().1.is_empty(), "{:?}", mock.handshakes());
+}
+
+#[test]
+fn mutual_tls_without_the_client_certificate_is_a_tls_error_not_a_credential_one() {
+    let clock = VirtualClock::new();
+    let mock = tls_mock(&clock, ClientAuth::Required);
+    let mut instance = Host::shared()
+        .instantiate(InstanceOptions {
+            clock: Some(clock.clone()),
+            hooks: Some(hooks(None).boxed()),
+            ..InstanceOptions::default()
+        })
+        .expect("instantiates");
+    let client = instance
+        .create_client(&config(CLIENT_ID, API_KEY, &mock.base_url()))
+        .expect("no trap")
+        .expect("a valid config");
+    let error = instance
+        .get_token(client)
+        .expect("no trap")
+        .expect_err("no token without the certificate");
+    let Error::Transport(transport) = &error else {
+        panic!("not a transport error: {error:?}");
+    };
+    assert_eq!(transport.kind, TransportKind::Tls, "{error:?}");
+    // The server refused every handshake; no token request reached it.
+    assert_eq!(mock.token_requests(), 0);
+    let (handshakes, failures) = mock.handshakes();
+    assert_eq!(failures.len(), handshakes, "{failures:?}");
+    assert!(
+        failures
+            .iter()
+            .all(|f| f.contains("peer sent no certificates")),
+        "{failures:?}"
+    );
+    let text = format!("{error:?}");
+    assert!(
+        !text.contains(API_KEY) && !text.contains("PRIVATE KEY"),
+        "{text}"
+    );
+    eprintln!("mTLS without a certificate: {error:?}; {handshakes} handshake(s)");
+}
+
+#[test]
+fn the_spin_artifact_per_request_shares_one_token_over_tls() {
+    let clock = VirtualClock::new();
+    let mock = tls_mock(&clock, ClientAuth::Required);
+    let tls = hooks(Some(&mock.base_url()));
+    let service = serve::Service::shared(serve::users_service(Flavor::KeyvalueDraft2));
+    let server = Server::start(
+        service,
+        ServeOptions {
+            env: vec![
+                ("MANGOPAY_CLIENT_ID".into(), CLIENT_ID.into()),
+                ("MANGOPAY_API_KEY".into(), API_KEY.into()),
+                ("MANGOPAY_BASE_URL".into(), mock.base_url()),
+            ],
+            clock: Some(clock.clone()),
+            keyvalue: Some(Arc::new(MapKv::new())),
+            hooks: Some(Arc::new(move || tls.boxed())),
+            ..ServeOptions::default()
+        },
+    );
+    let replies: Vec<_> = (0..20)
+        .map(|_| {
+            let reply = server.get("/users").expect("an answer");
+            assert_eq!(reply.status, 200, "{reply:?}");
+            reply
+        })
+        .collect();
+    assert_eq!(mock.token_requests(), 1);
+    assert_eq!(mock.api_requests(), 20);
+    assert_eq!(
+        sources(&replies),
+        counts(&[("fresh-fetch", 1), ("shared-store", 19)])
+    );
+    let ours = identity().chain[0].to_vec();
+    assert!(
+        mock.client_certificates()
+            .iter()
+            .all(|cert| cert.as_ref() == Some(&ours))
+    );
+}
+
+#[test]
+fn the_middleware_over_mutual_tls_presents_the_certificate_to_mangopay_only() {
+    let clock = VirtualClock::new();
+    let mock = tls_mock(&clock, ClientAuth::Required);
+    // Another TLS origin the service reaches through the same client import: it asks for a
+    // certificate, and must get none.
+    let foreign = MockMangopay::start_tls(clock.clone(), pki(), ClientAuth::Optional);
+    let tls = hooks(Some(&mock.base_url()));
+    let env = vec![
+        ("MANGOPAY_CLIENT_ID".into(), CLIENT_ID.into()),
+        ("MANGOPAY_API_KEY".into(), API_KEY.into()),
+        ("MANGOPAY_BASE_URL".into(), mock.base_url()),
+        ("FOREIGN_URL".into(), foreign.base_url()),
+    ];
+    let service = P3Service::shared(&p3::users_p3(Middleware::Auth, Adapter::KeyvalueDraft2));
+    let server = P3Server::start(
+        service,
+        P3Options {
+            env: env.clone(),
+            clock: Some(clock.clone()),
+            keyvalue: Some(Arc::new(MapKv::new())),
+            config: env
+                .iter()
+                .filter(|(name, _)| name.starts_with("MANGOPAY_"))
+                .map(|(name, value)| (name.to_lowercase(), value.clone()))
+                .collect(),
+            hooks: Some(Arc::new(move || tls.boxed())),
+            ..P3Options::default()
+        },
+    );
+    for _ in 0..10 {
+        let answer = server
+            .send(p3::request("GET", "/users?per_page=1", &[], ""))
+            .expect("an answer");
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+    let answer = server
+        .send(p3::request("GET", "/foreign/v2.01/x/users", &[], ""))
+        .expect("an answer");
+    assert!(answer.status > 0, "{}", answer.text());
+    assert_eq!(mock.token_requests(), 1);
+    assert_eq!(mock.api_requests(), 10);
+    let ours = identity().chain[0].to_vec();
+    assert!(
+        mock.client_certificates()
+            .iter()
+            .all(|cert| cert.as_ref() == Some(&ours))
+    );
+    assert_eq!(foreign.requests().len(), 1);
+    assert_eq!(foreign.client_certificates(), [None]);
+}
+
+/// An instance per request, the Spin artifact's store shared, Mangopay's mTLS host reached
+/// without the client certificate: the first request's instance meets the refusal and shares
+/// the pause; the next 19 answer the typed error at once, with no handshake of their own.
+#[test]
+fn per_request_without_the_client_certificate_twenty_requests_one_handshake() {
+    let clock = VirtualClock::new();
+    let mock = tls_mock(&clock, ClientAuth::Required);
+    let tls = hooks(None);
+    let service = serve::Service::shared(serve::users_service(Flavor::KeyvalueDraft2));
+    let server = Server::start(
+        service,
+        ServeOptions {
+            env: vec![
+                ("MANGOPAY_CLIENT_ID".into(), CLIENT_ID.into()),
+                ("MANGOPAY_API_KEY".into(), API_KEY.into()),
+                ("MANGOPAY_BASE_URL".into(), mock.base_url()),
+            ],
+            clock: Some(clock.clone()),
+            keyvalue: Some(Arc::new(MapKv::new())),
+            hooks: Some(Arc::new(move || tls.boxed())),
+            ..ServeOptions::default()
+        },
+    );
+    for i in 0..20 {
+        let reply = server.get("/users").expect("an answer");
+        assert_eq!(reply.status, 502, "request {i}: {reply:?}");
+        assert!(
+            reply.body.contains("tls") || reply.body.contains("transport"),
+            "request {i}: {reply:?}"
+        );
+    }
+    let (handshakes, failures) = mock.handshakes();
+    assert!(handshakes <= 3, "{handshakes} handshakes: {failures:?}");
+    assert_eq!(handshakes, 1, "{failures:?}");
+    assert_eq!(mock.token_requests(), 0);
+    // The operator's log: one error line naming the fix, no secret, no certificate.
+    let log = server.log();
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" event=tls-failed "))
+        .collect();
+    assert_eq!(failed.len(), 1, "{log}");
+    assert!(
+        failed[0].contains(" level=error ") && failed[0].contains("[[client_tls]]"),
+        "{}",
+        failed[0]
+    );
+    for secret in [API_KEY, "PRIVATE KEY", "CERTIFICATE"] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+    eprintln!("per request, no client certificate: 20 requests -> {handshakes} handshake");
+}
+
+/// A client certificate from a CA the server does not trust, and a server certificate the
+/// host does not trust: both typed `transport(tls)`, neither a credential error, neither
+/// retried.
+#[test]
+fn untrusted_certificates_either_way_are_tls_errors() {
+    let clock = VirtualClock::new();
+    // The client's certificate is from another CA.
+    let mock = tls_mock(&clock, ClientAuth::Required);
+    let stranger = TestPki::new("another CA").client("not Mangopay's");
+    let untrusted_client = TlsHooks::new(pki().roots())
+        .with_client_certificate(&mock.base_url(), stranger.chain.clone(), stranger.key())
+        .expect("a client certificate");
+    // The host trusts another CA than the server's.
+    let other_roots = TlsHooks::new(TestPki::new("the host's CA").roots());
+    for (case, hooks, server) in [
+        ("untrusted client certificate", untrusted_client, &mock),
+        ("untrusted server certificate", other_roots, &mock),
+    ] {
+        let before = server.handshakes().0;
+        let mut instance = Host::shared()
+            .instantiate(InstanceOptions {
+                clock: Some(clock.clone()),
+                hooks: Some(hooks.boxed()),
+                ..InstanceOptions::default()
+            })
+            .expect("instantiates");
+        let client = instance
+            .create_client(&config(CLIENT_ID, API_KEY, &server.base_url()))
+            .expect("no trap")
+            .expect("a valid config");
+        let error = instance
+            .get_token(client)
+            .expect("no trap")
+            .expect_err(case);
+        let Error::Transport(transport) = &error else {
+            panic!("{case}: not a transport error: {error:?}");
+        };
+        assert_eq!(transport.kind, TransportKind::Tls, "{case}: {error:?}");
+        assert_eq!(server.handshakes().0 - before, 1, "{case}: not retried");
+        assert_eq!(server.token_requests(), 0, "{case}");
+    }
+}
