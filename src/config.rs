@@ -195,6 +195,11 @@ pub struct Settings {
     /// `basic_authorization`.
     pub api_key: Secret,
     pub base: Origin,
+    /// Whether the base URL requires mutual TLS: an `*-mtls` environment (whatever base URL
+    /// replaces its host: a proxy, a mock) or an `api-mtls.` host. A connection lost at the
+    /// token request is then a TLS fault (TLS 1.3 refuses a client certificate after the
+    /// handshake).
+    pub mtls: bool,
     /// `base.to_url()`, for the same-origin shortcut of every `authorize-request`.
     pub base_url: String,
     pub refresh_margin: Duration,
@@ -243,6 +248,11 @@ impl Settings {
             client_id: config.client_id,
             api_key: config.api_key,
             base_url: base.to_url(),
+            mtls: base.is_mtls()
+                || matches!(
+                    config.environment,
+                    Environment::SandboxMtls | Environment::ProductionMtls
+                ),
             base,
             refresh_margin: seconds(config.refresh_margin_seconds, DEFAULT_REFRESH_MARGIN),
             timeouts: config.timeouts.unwrap_or_default().resolve()?,

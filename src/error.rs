@@ -107,17 +107,18 @@ const RETRY_IN: &str = "; no token request for ";
 /// words quoted (they could echo the credential), and a TLS fault made kind `tls` with a
 /// detail naming the fix (`tls_fault`). A TLS fault is the host's TLS set-up, not the
 /// network, so it would fail the same way again: a TLS failure to any base URL, and on an
-/// mTLS host also a lost connection, as a TLS 1.3 server refuses a missing or untrusted
+/// mTLS host (`Settings::mtls`) also a lost connection, as a TLS 1.3 server refuses a missing or untrusted
 /// client certificate only after the handshake, which hosts report as a terminated
 /// connection.
 pub fn token_transport_error(
     error: TransportError,
     base: &Origin,
+    mtls: bool,
     secrets: &[&str],
 ) -> TransportError {
     let tls = match error.kind {
         TransportKind::Tls => true,
-        TransportKind::ConnectionLost => base.is_mtls(),
+        TransportKind::ConnectionLost => mtls,
         _ => false,
     };
     let words = quote(&error.detail, secrets);

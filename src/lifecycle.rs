@@ -833,7 +833,8 @@ impl<T, C: Clock> Lifecycle<T, C> {
         let held = state.held.as_ref().map_or("", |t| t.access_token.expose());
         let secrets = redact::secrets(&self.settings, held);
         let mut response = response.map_err(|e| {
-            let error = error::token_transport_error(e, &self.settings.base, &secrets);
+            let settings = &self.settings;
+            let error = error::token_transport_error(e, &settings.base, settings.mtls, &secrets);
             Box::new(Failure {
                 error: Error::Transport(error),
                 retry_after: None,

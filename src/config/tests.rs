@@ -181,3 +181,19 @@ fn mtls_environments_select_the_mtls_hosts() {
         Err(Error::InvalidConfig(m)) if m == format!("MANGOPAY_ENVIRONMENT must be {values}")
     ));
 }
+
+/// An `*-mtls` environment says the base URL requires mutual TLS, whatever base URL replaces
+/// its host (a proxy, a mock); an `api-mtls.` host says so itself.
+#[test]
+fn an_mtls_environment_marks_its_replaced_base_url_mtls_too() {
+    let settings = |environment, base_url: Option<&str>| {
+        let mut c = ClientConfig::new("c".into(), Secret::new("k".into()), environment);
+        c.base_url = base_url.map(str::to_owned);
+        Settings::new(c).expect("valid")
+    };
+    assert!(settings(Environment::SandboxMtls, Some("https://localhost:8443")).mtls);
+    assert!(settings(Environment::ProductionMtls, None).mtls);
+    assert!(!settings(Environment::Sandbox, Some("https://localhost:8443")).mtls);
+    assert!(settings(Environment::Sandbox, Some("https://api-mtls.mangopay.com")).mtls);
+    assert!(!settings(Environment::Production, None).mtls);
+}

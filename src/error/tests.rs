@@ -164,6 +164,7 @@ fn a_tls_failure_of_the_token_request_names_the_fix() {
     let e = token_transport_error(
         fault(TransportKind::ConnectionLost, "connection-terminated"),
         &mtls,
+        mtls.is_mtls(),
         &[],
     );
     assert_eq!(e.kind, TransportKind::Tls);
@@ -178,6 +179,7 @@ fn a_tls_failure_of_the_token_request_names_the_fix() {
             "tls-alert-received: certificate required",
         ),
         &mtls,
+        mtls.is_mtls(),
         &[],
     );
     assert_eq!(
@@ -188,6 +190,7 @@ fn a_tls_failure_of_the_token_request_names_the_fix() {
     let e = token_transport_error(
         fault(TransportKind::Tls, "tls-certificate-error"),
         &plain,
+        plain.is_mtls(),
         &[],
     );
     assert_eq!(e.kind, TransportKind::Tls);
@@ -200,6 +203,7 @@ fn a_tls_failure_of_the_token_request_names_the_fix() {
     let e = token_transport_error(
         fault(TransportKind::ConnectionLost, "reset by my-api-key"),
         &plain,
+        plain.is_mtls(),
         &["my-api-key"],
     );
     assert_eq!(e.kind, TransportKind::ConnectionLost);
@@ -208,6 +212,7 @@ fn a_tls_failure_of_the_token_request_names_the_fix() {
     let e = token_transport_error(
         fault(TransportKind::Tls, "client cert for my-api-key\nrefused"),
         &mtls,
+        mtls.is_mtls(),
         &["my-api-key"],
     );
     assert_eq!(e.detail, format!("{MTLS_HINT}; the host said: {WITHHELD}"));

@@ -338,3 +338,162 @@ fn untrusted_certificates_either_way_are_tls_errors() {
         assert_eq!(server.token_requests(), 0, "{case}");
     }
 }
+
+// --- Spin: the runtime config's [[client_tls]], as shipped ----------------------------------
+
+/// `examples/users-service/runtime-config.mtls.toml` for the test PKI: its host the mock's
+/// name, its certificate files written beside it, the test CA as the roots; `with_certificate`
+/// false drops the client certificate (a host set up without it).
+fn spin_mtls_config(name: &str, with_certificate: bool) -> std::path::PathBuf {
+    let shipped = host_test::workspace().join("examples/users-service/runtime-config.mtls.toml");
+    let text = std::fs::read_to_string(&shipped).expect("the shipped mTLS runtime config");
+    let dir =
+        std::env::temp_dir().join(format!("mangopay-auth-mtls-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(dir.join("certs")).expect("a folder");
+    std::fs::write(dir.join("certs/mangopay-client.pem"), &identity().chain_pem).expect("write");
+    std::fs::write(dir.join("certs/mangopay-client.key"), identity().key_pem()).expect("write");
+    std::fs::write(dir.join("certs/ca.pem"), pki().ca_pem()).expect("write");
+    assert!(text.contains(r#"hosts = ["api-mtls.sandbox.mangopay.com"]"#));
+    let mut text = text.replace(
+        r#"hosts = ["api-mtls.sandbox.mangopay.com"]"#,
+        "hosts = [\"localhost\"]\nca_roots_file = \"certs/ca.pem\"",
+    );
+    if !with_certificate {
+        text = text
+            .lines()
+            .filter(|l| {
+                !l.starts_with("client_cert_file") && !l.starts_with("client_private_key_file")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    let path = dir.join("runtime-config.toml");
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+/// `spin up` of `app` (users-service composed with the Spin artifact, or users-p3 with the
+/// middleware) against `mock` as `client`, with the runtime config at `config`.
+fn spin_mtls(
+    app: host_test::platform::Example,
+    name: &str,
+    client: &str,
+    mock: &MockMangopay,
+    config: &std::path::Path,
+) -> Option<host_test::platform::PlatformProcess> {
+    use host_test::platform::{self, Platform};
+    let tool = super::platforms::tool(Platform::Spin)?;
+    let p3 = app == platform::USERS_P3;
+    let wasm = match p3 {
+        true => platform::served_p3_wasm(Platform::Spin),
+        false => platform::served_wasm(Platform::Spin),
+    }
+    .expect("the composition");
+    // The mTLS sandbox, its host replaced by the mock's (as a proxy would).
+    let variables = [
+        ("mangopay_client_id", client.to_owned()),
+        ("mangopay_api_key", API_KEY.to_owned()),
+        ("mangopay_environment", "sandbox-mtls".to_owned()),
+        ("mangopay_base_url", mock.base_url()),
+    ];
+    // users-p3's own settings come from its environment (docs/middleware.md).
+    let env: Vec<(&str, String)> = match p3 {
+        true => vec![
+            ("MANGOPAY_CLIENT_ID", client.to_owned()),
+            ("MANGOPAY_BASE_URL", mock.base_url()),
+        ],
+        false => Vec::new(),
+    };
+    let up = platform::SpinUp {
+        app,
+        name,
+        wasm: &wasm,
+        variables: &variables,
+        env: &env,
+        extra: &[],
+        runtime_config: Some(config),
+    };
+    Some(platform::spin_up(&tool, &up).unwrap_or_else(|e| panic!("Spin, mTLS ({name}): {e}")))
+}
+
+/// 20 concurrent cold requests, then 30 sequential ones, through Spin with the shipped mTLS
+/// runtime config: one token request, the client certificate on every Mangopay request.
+fn spin_mtls_one_token(app: host_test::platform::Example, name: &str, client: &str) {
+    let clock = VirtualClock::new();
+    let mock = tls_mock(&clock, ClientAuth::Required);
+    mock.add_account(client, API_KEY);
+    let Some(spin) = spin_mtls(app, name, client, &mock, &spin_mtls_config(name, true)) else {
+        return;
+    };
+    let get = || {
+        let reply = spin.get("/users").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reply.status, 200, "{name}: {reply:?}");
+        reply
+    };
+    serve::at_once(20, get);
+    for _ in 0..30 {
+        get();
+    }
+    assert_eq!(mock.token_requests_for(client), 1, "{name}");
+    let ours = identity().chain[0].to_vec();
+    let presented = mock.client_certificates();
+    assert_eq!(presented.len(), mock.requests().len());
+    assert!(
+        presented.iter().all(|c| c.as_ref() == Some(&ours)),
+        "{name}"
+    );
+    eprintln!(
+        "Spin [[client_tls]], {name}: 20 concurrent cold + 30 sequential -> {} token request, \
+         {} requests at the mock, each with the client certificate",
+        mock.token_requests_for(client),
+        presented.len()
+    );
+}
+
+#[test]
+fn spin_client_tls_presents_the_certificate_users_service() {
+    spin_mtls_one_token(host_test::platform::USERS_SERVICE, "mtls", "spin-mtls");
+}
+
+#[test]
+fn spin_client_tls_presents_the_certificate_middleware() {
+    spin_mtls_one_token(host_test::platform::USERS_P3, "mtls", "spin-mtls-p3");
+}
+
+/// Spin set up without the client certificate: 20 sequential requests, each answered at once
+/// with the typed error; at most 3 handshakes reach the mock.
+#[test]
+fn spin_without_the_client_certificate_twenty_requests_few_handshakes() {
+    let clock = VirtualClock::new();
+    let mock = tls_mock(&clock, ClientAuth::Required);
+    let client = "spin-mtls-missing";
+    mock.add_account(client, API_KEY);
+    let config = spin_mtls_config("missing", false);
+    let Some(spin) = spin_mtls(
+        host_test::platform::USERS_SERVICE,
+        "mtls-missing",
+        client,
+        &mock,
+        &config,
+    ) else {
+        return;
+    };
+    for i in 0..20 {
+        let reply = spin.get("/users").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reply.status, 502, "request {i}: {reply:?}");
+        assert!(reply.body.contains("transport"), "request {i}: {reply:?}");
+    }
+    let (handshakes, failures) = mock.handshakes();
+    assert!(handshakes <= 3, "{handshakes} handshakes: {failures:?}");
+    assert_eq!(mock.token_requests_for(client), 0);
+    // Spin's log: the one tls-failed line, naming [[client_tls]], no key or certificate.
+    let log = std::fs::read_to_string(&spin.log).unwrap_or_default();
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" event=tls-failed "))
+        .collect();
+    assert_eq!(failed.len(), 1, "{log}");
+    assert!(failed[0].contains("[[client_tls]]"), "{}", failed[0]);
+    assert!(!log.contains(API_KEY) && !log.contains("PRIVATE KEY"));
+    eprintln!("Spin without the client certificate: 20 requests -> {handshakes} handshake(s)");
+}
