@@ -53,10 +53,7 @@ impl Fake {
     }
 
     fn frozen() -> Fake {
-        Fake {
-            origin: None,
-            ..Fake::new()
-        }
+        frozen(&Fake::new())
     }
 
     fn advance_ms(&self, ms: u64) {
@@ -141,9 +138,20 @@ impl Bucket for Fake {
     }
 }
 
+/// The same bucket, its monotonic clock frozen: a write that races nothing wins whatever the
+/// machine's load.
+fn frozen(fake: &Fake) -> Fake {
+    Fake {
+        inner: fake.inner.clone(),
+        origin: None,
+    }
+}
+
 const KEY: &str = "mangopay-auth/v1/lease/abc";
 const TTL: Duration = Duration::from_secs(10);
-const SETTLE_TEST: Duration = Duration::from_millis(20);
+/// Long beside a check and a write on the fake (microseconds), so that a loaded machine
+/// rarely makes a writer late.
+const SETTLE_TEST: Duration = Duration::from_millis(100);
 
 fn store(fake: &Fake) -> KeyValueStore<Fake, Fake> {
     KeyValueStore::with_settle(fake.clone(), fake.clone(), SETTLE_TEST)
@@ -198,7 +206,7 @@ fn the_missing_store_error_names_each_hosts_fix() {
 
 #[test]
 fn compare_and_swap_keeps_token_store_semantics() {
-    let fake = Fake::new();
+    let fake = Fake::frozen();
     let store = store(&fake);
     assert_eq!(store.get(KEY), Ok(None));
     assert_eq!(
@@ -233,7 +241,7 @@ fn compare_and_swap_keeps_token_store_semantics() {
 
 #[test]
 fn a_foreign_value_reads_as_absent_and_is_replaced() {
-    let fake = Fake::new();
+    let fake = Fake::frozen();
     let store = store(&fake);
     fake.set(KEY, b"not ours").unwrap();
     assert_eq!(store.get(KEY), Ok(None));
@@ -265,21 +273,29 @@ fn race(fake: &Fake, contenders: usize, expected: Option<&[u8]>) -> Vec<String> 
     })
 }
 
+/// Never two winners. A race may end with none (every writer's check and write took longer
+/// than the settling time: a loaded machine), never with two; over five races, some win.
 #[test]
-fn sixteen_writers_racing_on_an_absent_or_a_present_value_make_one_winner() {
+fn sixteen_writers_racing_on_an_absent_or_a_present_value_make_at_most_one_winner() {
     for present in [false, true] {
+        let mut won = 0;
         for _ in 0..5 {
             let fake = Fake::new();
             let store = store(&fake);
             if present {
-                assert_eq!(store.compare_and_swap(KEY, None, b"old", TTL), Ok(true));
+                let seed = KeyValueStore::with_settle(frozen(&fake), frozen(&fake), SETTLE_TEST);
+                assert_eq!(seed.compare_and_swap(KEY, None, b"old", TTL), Ok(true));
             }
             let expected = present.then_some(&b"old"[..]);
             let winners = race(&fake, 16, expected);
-            assert_eq!(winners.len(), 1, "present {present}: {winners:?}");
-            // The winner's value is what the store holds.
-            assert_eq!(store.get(KEY), Ok(Some(winners[0].clone().into_bytes())));
+            assert!(winners.len() <= 1, "present {present}: {winners:?}");
+            if let [winner] = winners.as_slice() {
+                // The winner's value is what the store holds.
+                assert_eq!(store.get(KEY), Ok(Some(winner.clone().into_bytes())));
+                won += 1;
+            }
         }
+        assert!(won > 0, "present {present}: no race had a winner");
     }
 }
 
@@ -324,7 +340,7 @@ fn a_write_answered_late_loses_and_the_caller_looks_again() {
     );
     // What it left is an ordinary value: the next writer replaces it like any other.
     assert_eq!(
-        store(&fake).compare_and_swap(KEY, Some(b"slow"), b"next", TTL),
+        store(&frozen(&fake)).compare_and_swap(KEY, Some(b"slow"), b"next", TTL),
         Ok(true)
     );
 }

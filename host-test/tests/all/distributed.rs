@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 const WRONG_KEY: &str = "a-wrong-api-key";
 /// The renewal scenarios' token lifetime: renewed after half of it.
-const LIFETIME: u64 = 8;
+const LIFETIME: u64 = 10;
 /// The cold scenarios' token endpoint delay: every racer is still waiting when it answers.
 const SLOW: Duration = Duration::from_secs(2);
 /// Where the shipped files point: replaced by the test's own server.
@@ -49,6 +49,9 @@ const NATS_P3: &str = "wash-nats-p3";
 /// wash dev on Redis.
 const REDIS_COLD: &str = "wash-redis-cold";
 const REDIS_TWO: &str = "wash-redis-two";
+const REDIS_WRONG: &str = "wash-redis-wrong-key";
+const REDIS_RENEWAL: &str = "wash-redis-renewal";
+const REDIS_P3: &str = "wash-redis-p3";
 
 /// The mock of every scenario here and in `store_faults.rs`.
 pub(super) fn mock() -> &'static MockMangopay {
@@ -74,6 +77,9 @@ pub(super) fn mock() -> &'static MockMangopay {
             (NATS_P3, slow),
             (REDIS_COLD, slow),
             (REDIS_TWO, slow),
+            (REDIS_WRONG, ClientRules::default()),
+            (REDIS_RENEWAL, renewal),
+            (REDIS_P3, slow),
         ]
         .into_iter()
         .chain(super::store_faults::CLIENTS.map(|c| (c, ClientRules::default())))
@@ -262,7 +268,7 @@ fn spin_three_replicas_on_redis_a_wrong_key_costs_one_token_request_and_never_bl
 /// half a lifetime has passed since the previous one.
 fn renewal_under_load(what: &str, client: &str, get: impl Fn(usize) -> Reply + Sync) {
     let period = Duration::from_secs(LIFETIME / 2);
-    let run = Duration::from_secs(LIFETIME * 3);
+    let run = Duration::from_secs(LIFETIME * 4);
     let started = Instant::now();
     let seen = std::sync::Mutex::new(Vec::<(Duration, usize)>::new());
     let replies: Vec<Reply> = serve::at_once_indexed(4, |c| {
@@ -545,7 +551,8 @@ fn two_processes_forty_concurrent_one_token_request(store: Store, client: &'stat
         counts(&[("fresh-fetch", 1), ("shared-store", 39)])
     );
     if store == Store::Redis {
-        assert_three_kinds(&backends::redis_keys(&backends.redis), 1);
+        // Every client of this Redis: two processes, wrong key, renewal, middleware.
+        assert_three_kinds(&backends::redis_keys(&backends.redis), 4);
     }
     eprintln!("{what}: 40 concurrent cold -> 1 token request");
 }
@@ -560,20 +567,29 @@ fn wasmcloud_two_processes_on_redis_forty_concurrent_one_token_request() {
     two_processes_forty_concurrent_one_token_request(Store::Redis, REDIS_TWO);
 }
 
-#[test]
-fn wasmcloud_on_nats_a_wrong_key_twenty_concurrent_one_token_request() {
-    let Some(dev) = wash_backends().and_then(|b| wash_on(Store::Nats, b, NATS_WRONG, WRONG_KEY, 0))
-    else {
+/// A wrong key: 20 concurrent and 20 sequential requests refused, one token request.
+fn wrong_key_one_token_request(store: Store, client: &'static str) {
+    let Some(dev) = wash_backends().and_then(|b| wash_on(store, b, client, WRONG_KEY, 0)) else {
         return;
     };
-    let what = "wash dev on NATS, wrong key";
-    serve::at_once(20, || refused(get(dev), "invalid-credentials", what));
-    assert_eq!(mock().token_requests_for(NATS_WRONG), 1, "{what}");
+    let what = format!("wash dev on {store:?}, wrong key");
+    serve::at_once(20, || refused(get(dev), "invalid-credentials", &what));
+    assert_eq!(mock().token_requests_for(client), 1, "{what}");
     for _ in 0..20 {
-        refused(get(dev), "invalid-credentials", what);
+        refused(get(dev), "invalid-credentials", &what);
     }
-    assert_eq!(mock().token_requests_for(NATS_WRONG), 1, "{what}");
+    assert_eq!(mock().token_requests_for(client), 1, "{what}");
     eprintln!("{what}: 20 concurrent + 20 sequential -> 1 token request");
+}
+
+#[test]
+fn wasmcloud_on_nats_a_wrong_key_twenty_concurrent_one_token_request() {
+    wrong_key_one_token_request(Store::Nats, NATS_WRONG);
+}
+
+#[test]
+fn wasmcloud_on_redis_a_wrong_key_twenty_concurrent_one_token_request() {
+    wrong_key_one_token_request(Store::Redis, REDIS_WRONG);
 }
 
 #[test]
@@ -591,22 +607,47 @@ fn wasmcloud_on_nats_renewal_under_load_one_token_request_per_renewal() {
 }
 
 #[test]
-fn wasmcloud_on_nats_the_middleware_forty_concurrent_cold_one_token_request() {
+fn wasmcloud_on_redis_renewal_under_load_one_token_request_per_renewal() {
+    let Some(backends) = wash_backends() else {
+        return;
+    };
+    let Some(dev) = wash_on(Store::Redis, backends, REDIS_RENEWAL, API_KEY, 0) else {
+        return;
+    };
+    renewal_under_load("wash dev on Redis, renewal", REDIS_RENEWAL, |_| get(dev));
+    // Every client of this Redis: wrong key, two processes, renewal, middleware.
+    assert_three_kinds(&backends::redis_keys(&backends.redis), 4);
+}
+
+/// users-p3 behind the middleware on `wash dev`'s `store`: 40 concurrent cold requests.
+fn middleware_forty_concurrent_cold_one_token_request(store: Store, client: &'static str) {
     let (Some(tool), Some(backends)) = (tool(Platform::Wasmcloud), wash_backends()) else {
         return;
     };
-    let dev = start_p3_wash(
-        &tool,
-        "nats",
-        NATS_P3,
-        ("wasi_keyvalue_nats_url", backends.nats.url()),
-    );
-    let what = "wash dev on NATS, users-p3 + middleware";
+    let setting = match store {
+        Store::Nats => ("wasi_keyvalue_nats_url", backends.nats.url()),
+        Store::Redis => (
+            "wasi_keyvalue_redis_url",
+            backends.redis.url().trim_end_matches('/').to_owned(),
+        ),
+    };
+    let dev = start_p3_wash(&tool, &format!("{store:?}").to_lowercase(), client, setting);
+    let what = format!("wash dev on {store:?}, users-p3 + middleware");
     let replies = serve::at_once(40, || {
         let reply = get(&dev);
         assert_eq!(reply.status, 200, "{what}: {reply:?}");
         reply
     });
-    assert_eq!(mock().token_requests_for(NATS_P3), 1, "{what}: {replies:?}");
+    assert_eq!(mock().token_requests_for(client), 1, "{what}: {replies:?}");
     eprintln!("{what}: 40 concurrent cold -> 1 token request");
+}
+
+#[test]
+fn wasmcloud_on_nats_the_middleware_forty_concurrent_cold_one_token_request() {
+    middleware_forty_concurrent_cold_one_token_request(Store::Nats, NATS_P3);
+}
+
+#[test]
+fn wasmcloud_on_redis_the_middleware_forty_concurrent_cold_one_token_request() {
+    middleware_forty_concurrent_cold_one_token_request(Store::Redis, REDIS_P3);
 }
