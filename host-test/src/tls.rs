@@ -237,7 +237,8 @@ impl TlsHooks {
             .trim_start_matches('[')
             .trim_end_matches(']');
         let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let address = format!("{host}:{port}");
+        // Compared with the mTLS origin's authority as written there (IPv6 in brackets).
+        let address = format!("{}:{port}", authority.host());
         let connect = options
             .and_then(|o| o.connect_timeout)
             .unwrap_or(Duration::from_secs(600));
@@ -335,4 +336,47 @@ fn hyper_error(error: &hyper::Error) -> Error {
         return Error::ConnectionTerminated;
     }
     Error::HttpProtocolError
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The certificate goes to the mTLS origin's exact authority (default port filled in,
+    /// IPv6 in brackets), and nowhere else.
+    #[test]
+    fn the_client_certificate_is_for_one_authority() {
+        let pki = TestPki::new("unit CA");
+        let id = pki.client("unit");
+        for (origin, same, others) in [
+            (
+                "https://api-mtls.mangopay.com",
+                "api-mtls.mangopay.com:443",
+                &["api.mangopay.com:443", "api-mtls.mangopay.com:8443"][..],
+            ),
+            (
+                "https://localhost:8443/",
+                "localhost:8443",
+                &["localhost:443", "127.0.0.1:8443"][..],
+            ),
+            ("https://[::1]:8443", "[::1]:8443", &["[::1]:443"][..]),
+        ] {
+            let hooks = TlsHooks::new(pki.roots())
+                .with_client_certificate(origin, id.chain.clone(), id.key())
+                .expect("a client certificate");
+            let mutual = hooks.mutual.as_ref().expect("set").1.clone();
+            assert!(Arc::ptr_eq(&hooks.config_for(same), &mutual), "{origin}");
+            for other in others {
+                assert!(
+                    Arc::ptr_eq(&hooks.config_for(other), &hooks.plain),
+                    "{other}"
+                );
+            }
+        }
+        assert!(
+            TlsHooks::new(pki.roots())
+                .with_client_certificate("http://localhost", id.chain.clone(), id.key())
+                .is_err()
+        );
+    }
 }
