@@ -871,7 +871,8 @@ pub struct WashDev<'a> {
     /// Another shipped configuration file of the example to serve with instead of
     /// `.wash/config.yaml` (copied there as it is), e.g. one with a distributed store.
     pub config_file: Option<&'a Path>,
-    /// Settings over the file's `dev:` table (`wasi_keyvalue_nats_url`, ...).
+    /// Settings over the file's `dev:` table (`wasi_keyvalue_nats_url`, ...); a value written
+    /// as a TOML array (`["/ca.pem"]`) is given as one.
     pub dev: &'a [(&'a str, String)],
 }
 
@@ -909,14 +910,17 @@ pub fn wash_dev(wash: &Tool, dev: &WashDev<'_>) -> Result<PlatformProcess, Strin
         .arg(&project)
         .args(["dev", "--non-interactive"])
         .env("WASH_DEV", {
-            let over = dev
+            // A value that is a TOML array (`["a", "b"]`) goes as it is; others as strings.
+            let value = |v: &str| match v.starts_with('[') {
+                true => v.to_owned(),
+                false => toml_string(v),
+            };
+            let over: String = dev
                 .dev
                 .iter()
-                .map(|(k, v)| format!(",{k}={}", toml_string(v)));
-            format!(
-                "{{address=\"127.0.0.1:{port}\"{}}}",
-                over.collect::<String>()
-            )
+                .map(|(k, v)| format!(",{k}={}", value(v)))
+                .collect();
+            format!("{{address=\"127.0.0.1:{port}\"{over}}}")
         })
         .env(
             "WASH_WORKLOAD",

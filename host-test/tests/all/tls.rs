@@ -497,3 +497,70 @@ fn spin_without_the_client_certificate_twenty_requests_few_handshakes() {
     assert!(!log.contains(API_KEY) && !log.contains("PRIVATE KEY"));
     eprintln!("Spin without the client certificate: 20 requests -> {handshakes} handshake(s)");
 }
+
+// --- wasmCloud: extra CA roots, no client certificate ----------------------------------------
+
+/// `wash dev` with the test CA as an extra root (`dev.http_client_ca_paths`): TLS to the mock
+/// works, but wash has no setting for a client certificate, so Mangopay's mTLS host refuses it;
+/// the fleet then makes one handshake per pause, each request answered with the typed error.
+#[test]
+fn wasmcloud_trusts_extra_roots_but_cannot_present_a_client_certificate() {
+    use host_test::platform::{self, Platform};
+    let Some(tool) = super::platforms::tool(Platform::Wasmcloud) else {
+        return;
+    };
+    let clock = VirtualClock::new();
+    let dir = std::env::temp_dir().join(format!("mangopay-auth-wash-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a folder");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, pki().ca_pem()).expect("write");
+    let roots = format!("[{:?}]", ca.display().to_string());
+    let wasm = platform::served_wasm(Platform::Wasmcloud).expect("the composition");
+    let start = |name: &str, client: &str, mock: &MockMangopay, environment: &str| {
+        platform::wash_dev(
+            &tool,
+            &platform::WashDev {
+                app: platform::USERS_SERVICE,
+                name,
+                wasm: &wasm,
+                config: &[
+                    ("MANGOPAY_BASE_URL", mock.base_url()),
+                    ("MANGOPAY_ENVIRONMENT", environment.to_owned()),
+                ],
+                env: &[
+                    ("MANGOPAY_CLIENT_ID", client.to_owned()),
+                    ("MANGOPAY_API_KEY", API_KEY.to_owned()),
+                ],
+                config_file: None,
+                dev: &[("http_client_ca_paths", roots.clone())],
+            },
+        )
+        .unwrap_or_else(|e| panic!("wash dev ({name}): {e}"))
+    };
+    // TLS with the extra root: served.
+    let plain = tls_mock(&clock, ClientAuth::None);
+    plain.add_account("wash-tls", API_KEY);
+    let dev = start("tls", "wash-tls", &plain, "sandbox");
+    let reply = dev.get("/users").expect("an answer");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    // Mutual TLS: refused, typed, paused.
+    let mtls = tls_mock(&clock, ClientAuth::Required);
+    mtls.add_account("wash-mtls", API_KEY);
+    let dev = start("mtls", "wash-mtls", &mtls, "sandbox-mtls");
+    for i in 0..20 {
+        let reply = dev.get("/users").expect("an answer");
+        assert_eq!(reply.status, 502, "request {i}: {reply:?}");
+    }
+    let (handshakes, failures) = mtls.handshakes();
+    assert!(handshakes <= 3, "{handshakes} handshakes: {failures:?}");
+    assert!(
+        failures
+            .iter()
+            .all(|f| f.contains("peer sent no certificates")),
+        "{failures:?}"
+    );
+    eprintln!(
+        "wash dev, extra CA root: TLS served; mTLS host, 20 requests -> {handshakes} handshake(s), \
+         each refused for want of a client certificate"
+    );
+}
