@@ -564,3 +564,64 @@ fn wasmcloud_trusts_extra_roots_but_cannot_present_a_client_certificate() {
          each refused for want of a client certificate"
     );
 }
+
+// --- secrets ------------------------------------------------------------------------------
+
+/// Over TLS and mutual TLS, healthy and refused: no private key, no certificate body, no API
+/// key and no token in any error, operator log line (debug level) or Debug output.
+#[test]
+fn no_key_certificate_or_token_in_any_output_over_tls() {
+    let clock = VirtualClock::new();
+    let mock = tls_mock(&clock, ClientAuth::Required);
+    let mut texts = vec![format!("{:?}", identity())];
+    for with_certificate in [true, false] {
+        let origin = mock.base_url();
+        let hooks = hooks(with_certificate.then_some(origin.as_str()));
+        let mut instance = Host::shared()
+            .instantiate(InstanceOptions {
+                clock: Some(clock.clone()),
+                hooks: Some(hooks.boxed()),
+                env: vec![("MANGOPAY_AUTH_LOG".into(), "debug".into())],
+                ..InstanceOptions::default()
+            })
+            .expect("instantiates");
+        let client = instance
+            .create_client(&config(CLIENT_ID, API_KEY, &mock.base_url()))
+            .expect("no trap")
+            .expect("a valid config");
+        let token = instance.get_token(client).expect("no trap");
+        let sent = instance.send(client, &users_request()).expect("no trap");
+        texts.push(format!(
+            "{:?}",
+            token
+                .as_ref()
+                .map(|t| t.expires_in_seconds)
+                .map_err(|e| e.clone())
+        ));
+        texts.push(format!("{sent:?}"));
+        texts.push(instance.output());
+        if with_certificate {
+            assert!(token.is_ok() && sent.is_ok());
+        } else {
+            assert!(token.is_err() && sent.is_err());
+        }
+    }
+    let text = texts.join("\n");
+    let body_lines = |pem: &str| -> Vec<String> {
+        pem.lines()
+            .filter(|l| !l.starts_with("-----") && l.len() > 16)
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut secrets = vec![API_KEY.to_owned(), "PRIVATE KEY".to_owned()];
+    secrets.extend(body_lines(identity().key_pem()));
+    secrets.extend(body_lines(&identity().chain_pem));
+    secrets.extend(mock.issued_tokens());
+    for secret in &secrets {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a secret in the output: {text}"
+        );
+    }
+    assert!(text.contains("event=tls-failed"), "{text}");
+}
