@@ -172,32 +172,7 @@ impl MockMangopay {
     /// Starts a server on an ephemeral 127.0.0.1 port; tokens live 1200 s (the sandbox default)
     /// until `set_expires_in` says otherwise.
     pub fn start(clock: VirtualClock) -> MockMangopay {
-        let state = Arc::new(Mutex::new(MockState {
-            expires_in: 1200,
-            ..MockState::default()
-        }));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("a local address");
-        let shared = state.clone();
-        runtime.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (state, clock) = (shared.clone(), clock.clone());
-                tokio::spawn(serve(TokioIo::new(stream), state, clock, Peer(None)));
-            }
-        });
-        MockMangopay {
-            addr,
-            state,
-            _runtime: runtime,
-            tls: false,
-        }
+        MockMangopay::launch(clock, None)
     }
 
     /// The same mock over TLS at `https://localhost:<port>`, its certificate from `pki`, asking
@@ -233,39 +208,45 @@ impl MockMangopay {
             .with_single_cert(identity.chain.clone(), identity.key())
             .expect("the server certificate");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let mut mock = MockMangopay::start(clock.clone());
-        // Same state and behaviour, another listener: the plain one stays unused.
-        let listener = mock
-            ._runtime
+        MockMangopay::launch(clock, Some(acceptor))
+    }
+
+    /// Serves on an ephemeral 127.0.0.1 port, over TLS when `tls` is given.
+    fn launch(clock: VirtualClock, tls: Option<tokio_rustls::TlsAcceptor>) -> MockMangopay {
+        let state = Arc::new(Mutex::new(MockState {
+            expires_in: 1200,
+            ..MockState::default()
+        }));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind 127.0.0.1");
-        mock.addr = listener.local_addr().expect("a local address");
-        mock.tls = true;
-        let shared = mock.state.clone();
-        mock._runtime.spawn(async move {
+        let addr = listener.local_addr().expect("a local address");
+        let shared = state.clone();
+        let over_tls = tls.is_some();
+        runtime.spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (state, clock, acceptor) = (shared.clone(), clock.clone(), acceptor.clone());
-                tokio::spawn(async move {
-                    state.lock().expect("mock state").handshakes += 1;
-                    let stream = match acceptor.accept(stream).await {
-                        Ok(stream) => stream,
-                        Err(e) => {
-                            let mut state = state.lock().expect("mock state");
-                            state.handshake_failures.push(e.to_string());
-                            return;
-                        }
-                    };
-                    let peer = stream
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|chain| chain.first())
-                        .map(|cert| cert.to_vec());
-                    serve(TokioIo::new(stream), state, clock, Peer(peer)).await;
-                });
+                let (state, clock) = (shared.clone(), clock.clone());
+                match tls.clone() {
+                    None => {
+                        tokio::spawn(serve(TokioIo::new(stream), state, clock, Peer(None)));
+                    }
+                    Some(acceptor) => {
+                        tokio::spawn(serve_tls(acceptor, stream, state, clock));
+                    }
+                }
             }
         });
-        mock
+        MockMangopay {
+            addr,
+            state,
+            _runtime: runtime,
+            tls: over_tls,
+        }
     }
 
     /// `http://127.0.0.1:<port>`, or over TLS `https://localhost:<port>` (the name its
@@ -394,6 +375,32 @@ impl MockMangopay {
 }
 
 type Reply = Response<BoxBody<Bytes, std::io::Error>>;
+
+/// The TLS handshake on `stream` (counted, and recorded when it fails), then HTTP/1.1, each
+/// request tagged with the client certificate presented.
+async fn serve_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    state: Arc<Mutex<MockState>>,
+    clock: VirtualClock,
+) {
+    state.lock().expect("mock state").handshakes += 1;
+    let stream = match acceptor.accept(stream).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            let mut state = state.lock().expect("mock state");
+            state.handshake_failures.push(e.to_string());
+            return;
+        }
+    };
+    let peer = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|cert| cert.to_vec());
+    serve(TokioIo::new(stream), state, clock, Peer(peer)).await;
+}
 
 /// Serves HTTP/1.1 on one connection, each request tagged with the connection's peer.
 async fn serve<I>(io: I, state: Arc<Mutex<MockState>>, clock: VirtualClock, peer: Peer)
