@@ -54,12 +54,19 @@ fn users_request() -> ApiRequest {
     }
 }
 
-/// The standalone world over TLS: a token and an API call, `rounds` times.
-fn standalone_calls(mock: &MockMangopay, clock: &VirtualClock, hooks: TlsHooks, rounds: usize) {
+/// The standalone world with its outgoing requests through `hooks` (and `env`), and a client
+/// of the fixture account at `mock`.
+fn standalone(
+    mock: &MockMangopay,
+    clock: &VirtualClock,
+    hooks: TlsHooks,
+    env: Vec<(String, String)>,
+) -> (host_test::host::Instance, wasmtime::component::ResourceAny) {
     let mut instance = Host::shared()
         .instantiate(InstanceOptions {
             clock: Some(clock.clone()),
             hooks: Some(hooks.boxed()),
+            env,
             ..InstanceOptions::default()
         })
         .expect("instantiates");
@@ -67,6 +74,32 @@ fn standalone_calls(mock: &MockMangopay, clock: &VirtualClock, hooks: TlsHooks, 
         .create_client(&config(CLIENT_ID, API_KEY, &mock.base_url()))
         .expect("no trap")
         .expect("a valid config");
+    (instance, client)
+}
+
+/// users-service composed with the Spin artifact, an instance per request over one
+/// in-process store, its outgoing requests through `hooks`, against `mock`.
+fn per_request_server(mock: &MockMangopay, clock: &VirtualClock, hooks: TlsHooks) -> Server {
+    let service = serve::Service::shared(serve::users_service(Flavor::KeyvalueDraft2));
+    Server::start(
+        service,
+        ServeOptions {
+            env: vec![
+                ("MANGOPAY_CLIENT_ID".into(), CLIENT_ID.into()),
+                ("MANGOPAY_API_KEY".into(), API_KEY.into()),
+                ("MANGOPAY_BASE_URL".into(), mock.base_url()),
+            ],
+            clock: Some(clock.clone()),
+            keyvalue: Some(Arc::new(MapKv::new())),
+            hooks: Some(Arc::new(move || hooks.boxed())),
+            ..ServeOptions::default()
+        },
+    )
+}
+
+/// The standalone world over TLS: a token and an API call, `rounds` times.
+fn standalone_calls(mock: &MockMangopay, clock: &VirtualClock, hooks: TlsHooks, rounds: usize) {
+    let (mut instance, client) = standalone(mock, clock, hooks, Vec::new());
     for _ in 0..rounds {
         let token = instance
             .get_token(client)
@@ -155,21 +188,7 @@ fn the_spin_artifact_per_request_shares_one_token_over_tls() {
     let clock = VirtualClock::new();
     let mock = tls_mock(&clock, ClientAuth::Required);
     let tls = hooks(Some(&mock.base_url()));
-    let service = serve::Service::shared(serve::users_service(Flavor::KeyvalueDraft2));
-    let server = Server::start(
-        service,
-        ServeOptions {
-            env: vec![
-                ("MANGOPAY_CLIENT_ID".into(), CLIENT_ID.into()),
-                ("MANGOPAY_API_KEY".into(), API_KEY.into()),
-                ("MANGOPAY_BASE_URL".into(), mock.base_url()),
-            ],
-            clock: Some(clock.clone()),
-            keyvalue: Some(Arc::new(MapKv::new())),
-            hooks: Some(Arc::new(move || tls.boxed())),
-            ..ServeOptions::default()
-        },
-    );
+    let server = per_request_server(&mock, &clock, tls);
     let replies: Vec<_> = (0..20)
         .map(|_| {
             let reply = server.get("/users").expect("an answer");
@@ -251,21 +270,7 @@ fn per_request_without_the_client_certificate_twenty_requests_one_handshake() {
     let clock = VirtualClock::new();
     let mock = tls_mock(&clock, ClientAuth::Required);
     let tls = hooks(None);
-    let service = serve::Service::shared(serve::users_service(Flavor::KeyvalueDraft2));
-    let server = Server::start(
-        service,
-        ServeOptions {
-            env: vec![
-                ("MANGOPAY_CLIENT_ID".into(), CLIENT_ID.into()),
-                ("MANGOPAY_API_KEY".into(), API_KEY.into()),
-                ("MANGOPAY_BASE_URL".into(), mock.base_url()),
-            ],
-            clock: Some(clock.clone()),
-            keyvalue: Some(Arc::new(MapKv::new())),
-            hooks: Some(Arc::new(move || tls.boxed())),
-            ..ServeOptions::default()
-        },
-    );
+    let server = per_request_server(&mock, &clock, tls);
     for i in 0..20 {
         let reply = server.get("/users").expect("an answer");
         assert_eq!(reply.status, 502, "request {i}: {reply:?}");
@@ -315,17 +320,7 @@ fn untrusted_certificates_either_way_are_tls_errors() {
         ("untrusted server certificate", other_roots, &mock),
     ] {
         let before = server.handshakes().0;
-        let mut instance = Host::shared()
-            .instantiate(InstanceOptions {
-                clock: Some(clock.clone()),
-                hooks: Some(hooks.boxed()),
-                ..InstanceOptions::default()
-            })
-            .expect("instantiates");
-        let client = instance
-            .create_client(&config(CLIENT_ID, API_KEY, &server.base_url()))
-            .expect("no trap")
-            .expect("a valid config");
+        let (mut instance, client) = standalone(server, &clock, hooks, Vec::new());
         let error = instance
             .get_token(client)
             .expect("no trap")
@@ -577,18 +572,8 @@ fn no_key_certificate_or_token_in_any_output_over_tls() {
     for with_certificate in [true, false] {
         let origin = mock.base_url();
         let hooks = hooks(with_certificate.then_some(origin.as_str()));
-        let mut instance = Host::shared()
-            .instantiate(InstanceOptions {
-                clock: Some(clock.clone()),
-                hooks: Some(hooks.boxed()),
-                env: vec![("MANGOPAY_AUTH_LOG".into(), "debug".into())],
-                ..InstanceOptions::default()
-            })
-            .expect("instantiates");
-        let client = instance
-            .create_client(&config(CLIENT_ID, API_KEY, &mock.base_url()))
-            .expect("no trap")
-            .expect("a valid config");
+        let debug = vec![("MANGOPAY_AUTH_LOG".into(), "debug".into())];
+        let (mut instance, client) = standalone(&mock, &clock, hooks, debug);
         let token = instance.get_token(client).expect("no trap");
         let sent = instance.send(client, &users_request()).expect("no trap");
         texts.push(format!(
