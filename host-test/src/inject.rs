@@ -63,7 +63,9 @@ impl Injector {
     }
 }
 
-type Sent = Box<dyn Future<Output = Result<(), Error>> + Send>;
+/// What `WasiHttpHooks::send_request` hands back beside the response: the request body's
+/// delivery.
+pub type Sent = Box<dyn Future<Output = Result<(), Error>> + Send>;
 
 impl WasiHttpHooks for Injector {
     fn send_request(

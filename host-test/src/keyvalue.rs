@@ -1,7 +1,9 @@
 //! Host implementations of wasi:keyvalue as the platforms provide it: `0.2.0-draft2` (Spin:
 //! store, `atomics.cas`, increment) and `0.2.0-draft` (wasmCloud: store, increment only), over
 //! one backend shared by every instance: an in-process map, or Redis shared by host
-//! processes. Plus the `wasi:config/store` Spin links beside it.
+//! processes. Plus the `wasi:config/store` Spin links beside it. The adapters use only
+//! `store` (get and set); the atomics stay for the harness's own tests of the platforms'
+//! behaviour (the Spin upsert switch).
 //!
 //! Neither draft has a TTL: values live until deleted, and the component checks expiry itself.
 

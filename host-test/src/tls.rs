@@ -16,6 +16,7 @@
 //! // WasiHttpView::http(): WasiHttpCtxView { hooks: &mut hooks, .. }
 //! ```
 
+use crate::inject::Sent;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -208,8 +209,6 @@ impl TlsHooks {
         Box::new(self.clone())
     }
 }
-
-type Sent = Box<dyn Future<Output = Result<(), Error>> + Send>;
 
 impl WasiHttpHooks for TlsHooks {
     fn send_request(

@@ -146,17 +146,7 @@ fn mutual_tls_the_client_certificate_goes_with_every_mangopay_request() {
 fn mutual_tls_without_the_client_certificate_is_a_tls_error_not_a_credential_one() {
     let clock = VirtualClock::new();
     let mock = tls_mock(&clock, ClientAuth::Required);
-    let mut instance = Host::shared()
-        .instantiate(InstanceOptions {
-            clock: Some(clock.clone()),
-            hooks: Some(hooks(None).boxed()),
-            ..InstanceOptions::default()
-        })
-        .expect("instantiates");
-    let client = instance
-        .create_client(&config(CLIENT_ID, API_KEY, &mock.base_url()))
-        .expect("no trap")
-        .expect("a valid config");
+    let (mut instance, client) = standalone(&mock, &clock, hooks(None), Vec::new());
     let error = instance
         .get_token(client)
         .expect("no trap")
