@@ -88,21 +88,10 @@ fn main() {
 
 fn build(workspace: &Path, target_dir: &Path, package: &str) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
+    let mut command = target::wasm_release_build(&cargo, workspace, package, target_dir);
     command
-        .current_dir(workspace)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            package,
-        ])
-        .arg("--target-dir")
-        .arg(target_dir)
-        // What the outer cargo sets for build scripts must not leak into the nested build.
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        // What the outer cargo sets for build scripts must not leak into the nested build
+        // (`CARGO_ENCODED_RUSTFLAGS` is `wasm_release_build`'s own).
         .env_remove("RUSTFLAGS")
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("RUSTC_WRAPPER")

@@ -111,7 +111,7 @@ impl Middleware {
     }
 }
 
-/// What provides the middleware's `mangopay:auth/token-store@0.2.0` import.
+/// What provides the middleware's `mangopay:auth/token-store@0.3.0` import.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Adapter {
     /// Nothing: the import stays open and the host implements it

@@ -11,6 +11,8 @@
 //! platforms' home) and starts the processes on 127.0.0.1. The processes die with the test
 //! binary, also when a test panics or the binary is killed.
 
+mod wasmtime_serve;
+
 use crate::serve::{self, Reply};
 use std::io;
 use std::net::TcpListener;
@@ -18,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
+pub use wasmtime_serve::{
+    WASMTIME_WHEEL, WasmtimeServe, served_standalone_wasm, wasmtime_cli, wasmtime_serve,
+};
 
 /// With this variable set to `1` (as `.ci/run` does), a platform that cannot be found or
 /// installed fails its tests; without it they say that they did not run, and pass.

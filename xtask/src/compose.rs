@@ -76,7 +76,7 @@ pub const P3_ADAPTER_PACKAGE: &str = "mangopay:keyvalue-adapter";
 
 /// The WASI 0.3 composition: `middleware` (exports `wasi:http/client@0.3.0`) plugged into the
 /// `wasi:http/client@0.3.0` import of `service` (exports `wasi:http/handler@0.3.0`), after
-/// `adapter` (exports `mangopay:auth/token-store@0.2.0`, such as the keyvalue adapters) was
+/// `adapter` (exports `mangopay:auth/token-store@0.3.0`, such as the keyvalue adapters) was
 /// plugged into the middleware's `token-store` import, when given: `wac plug <middleware>
 /// --plug <adapter>`, then `wac plug <service> --plug <that>`.
 ///

@@ -67,12 +67,7 @@ fn dist_all(metadata: &PackageMetadata) -> Result<Vec<PathBuf>, String> {
     // gives), and read back from there.
     let target = target_root()?;
     for krate in dist::crates() {
-        let status = Command::new(&cargo)
-            .current_dir(workspace())
-            .args(["build", "--release", "--target", "wasm32-wasip2", "-p"])
-            .arg(krate.package)
-            .arg("--target-dir")
-            .arg(target)
+        let status = xtask::target::wasm_release_build(&cargo, workspace(), krate.package, target)
             .status()
             .map_err(|e| format!("cargo: {e}"))?;
         if !status.success() {

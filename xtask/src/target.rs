@@ -42,3 +42,41 @@ pub fn cargo_target_dir(cargo: &OsStr, workspace: &Path) -> Result<PathBuf, Stri
         .map(PathBuf::from)
         .ok_or_else(|| "cargo metadata: no target_directory in its answer".to_owned())
 }
+
+/// `cargo build --release --target wasm32-wasip2 -p <package>` into `target_dir`: how xtask and
+/// host-test's build script build every component. Paths of cargo's registry are remapped to
+/// the crate's own (`base64-0.22.1/src/...`): panic locations then carry no path of the build
+/// machine, and a component's size does not depend on where `CARGO_HOME` is.
+pub fn wasm_release_build(
+    cargo: &OsStr,
+    workspace: &Path,
+    package: &str,
+    target_dir: &Path,
+) -> Command {
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "-p"])
+        .arg(package)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", remap_registry_flags());
+    command
+}
+
+/// `--remap-path-prefix=<registry source dir>/=` for each of cargo's registries.
+fn remap_registry_flags() -> String {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let sources = home.map(|h| h.join("registry/src"));
+    let registries = sources
+        .and_then(|s| std::fs::read_dir(s).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path()));
+    registries
+        .map(|dir| format!("--remap-path-prefix={}/=", dir.display()))
+        .collect::<Vec<_>>()
+        .join("\u{1f}")
+}

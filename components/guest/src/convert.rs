@@ -14,6 +14,8 @@ impl From<wit::Environment> for core::Environment {
         match e {
             wit::Environment::Sandbox => core::Environment::Sandbox,
             wit::Environment::Production => core::Environment::Production,
+            wit::Environment::SandboxMtls => core::Environment::SandboxMtls,
+            wit::Environment::ProductionMtls => core::Environment::ProductionMtls,
         }
     }
 }

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 wit_bindgen::generate!({
     inline: r#"
-        package mangopay:keyvalue-draft-adapter@0.2.0;
+        package mangopay:keyvalue-draft-adapter@0.3.0;
 
         world adapter {
             import wasi:keyvalue/store@0.2.0-draft;
-            export mangopay:auth/token-store@0.2.0;
+            export mangopay:auth/token-store@0.3.0;
         }
     "#,
     path: ["../../wit", "../keyvalue-wit/keyvalue-0.2.0-draft"],

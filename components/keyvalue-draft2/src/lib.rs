@@ -12,14 +12,14 @@ use std::time::Duration;
 
 wit_bindgen::generate!({
     inline: r#"
-        package mangopay:keyvalue-draft2-adapter@0.2.0;
+        package mangopay:keyvalue-draft2-adapter@0.3.0;
 
         world adapter {
             import wasi:keyvalue/store@0.2.0-draft2;
             import wasi:config/store@0.2.0-draft-2024-09-27;
             import wasi:cli/environment@0.2.12;
             export wasi:cli/environment@0.2.12;
-            export mangopay:auth/token-store@0.2.0;
+            export mangopay:auth/token-store@0.3.0;
         }
     "#,
     path: [

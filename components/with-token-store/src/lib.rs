@@ -8,7 +8,7 @@ wit_bindgen::generate!({
     world: "with-token-store",
     path: "../../wit",
     // The auth export is the shared one of mangopay-auth-guest.
-    with: { "mangopay:auth/auth@0.2.0": mangopay_auth_guest::bindings::exports::mangopay::auth::auth },
+    with: { "mangopay:auth/auth@0.3.0": mangopay_auth_guest::bindings::exports::mangopay::auth::auth },
 });
 
 mangopay_auth_wasi::host_token_store!(mangopay::auth::token_store);

@@ -41,9 +41,18 @@ fn run() -> Result<(), String> {
     let mut mock = None;
     let (config, client_id) = match real {
         Some((client_id, api_key)) => {
+            // The mTLS hosts also need the client certificate, which this demo's host does not
+            // present: they fail as `transport(tls)` (docs/deploying.md, mutual TLS).
             let environment = match env("MANGOPAY_ENVIRONMENT").as_deref() {
+                None | Some("sandbox") => Environment::Sandbox,
                 Some("production") => Environment::Production,
-                _ => Environment::Sandbox,
+                Some("sandbox-mtls") => Environment::SandboxMtls,
+                Some("production-mtls") => Environment::ProductionMtls,
+                Some(other) => {
+                    return Err(format!(
+                        "MANGOPAY_ENVIRONMENT={other}: expected sandbox, production, sandbox-mtls or production-mtls"
+                    ));
+                }
             };
             println!("mode: real Mangopay ({environment:?}), credentials from the environment");
             let config = Config {
@@ -97,13 +106,7 @@ fn run() -> Result<(), String> {
         token.expires_at_unix_seconds
     );
 
-    let base = config
-        .base_url
-        .clone()
-        .unwrap_or_else(|| match config.environment {
-            Environment::Sandbox => "https://api.sandbox.mangopay.com".into(),
-            Environment::Production => "https://api.mangopay.com".into(),
-        });
+    let base = instance.base_url(client).map_err(|e| e.to_string())?;
     let request = HttpRequest {
         method: "GET".into(),
         url: format!("{base}/v2.01/{client_id}/users?per_page=1"),

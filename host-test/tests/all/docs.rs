@@ -218,13 +218,13 @@ fn wit_snippets_are_the_shipped_wit_or_resolve_against_it() {
 fn the_wit_check_refuses_what_is_not_there() {
     let auth = read("wit/auth.wit");
     assert!(
-        resolves_as_own_world("world my-service {\n    import mangopay:auth/auth@0.2.0;\n}")
+        resolves_as_own_world("world my-service {\n    import mangopay:auth/auth@0.3.0;\n}")
             .is_ok()
     );
     for wrong in [
         "world my-service {\n    import mangopay:auth/auth@0.1.0;\n}",
-        "world my-service {\n    import mangopay:auth/authz@0.2.0;\n}",
-        "world standalone {\n    import mangopay:auth/auth@0.2.0;\n}",
+        "world my-service {\n    import mangopay:auth/authz@0.3.0;\n}",
+        "world standalone {\n    import mangopay:auth/auth@0.3.0;\n}",
     ] {
         assert!(resolves_as_own_world(wrong).is_err(), "accepted:\n{wrong}");
     }

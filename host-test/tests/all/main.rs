@@ -18,3 +18,4 @@ mod send;
 mod shared_store;
 mod store_faults;
 mod tls;
+mod wasmtime_serve;

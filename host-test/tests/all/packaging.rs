@@ -41,8 +41,8 @@ const ALLOWED_WASI: &[&str] = &[
     "wasi:random/random",
 ];
 
-const AUTH: &str = "mangopay:auth/auth@0.2.0";
-const TOKEN_STORE: &str = "mangopay:auth/token-store@0.2.0";
+const AUTH: &str = "mangopay:auth/auth@0.3.0";
+const TOKEN_STORE: &str = "mangopay:auth/token-store@0.3.0";
 /// What Spin links for the draft2 artifact besides WASI 0.2: its key-value store (no
 /// `atomics`: their answers cannot be trusted as the platforms ship them) and the application
 /// variables the adapter reads the settings from.
@@ -288,7 +288,15 @@ fn every_deployable_in_target_dist_has_its_intended_surface_and_metadata() {
                 dist::MIDDLEWARE_PACKAGE
             }
         };
-        let read = metadata::read_metadata(&std::fs::read(&path).expect("read")).expect("metadata");
+        let bytes = std::fs::read(&path).expect("read");
+        // Panic locations name crates, not the build machine's cargo home (its length would
+        // change the size, its user name would ship).
+        let home = b"/.cargo/registry/";
+        assert!(
+            !bytes.windows(home.len()).any(|w| w == home),
+            "{file} carries a path of cargo's registry"
+        );
+        let read = metadata::read_metadata(&bytes).expect("metadata");
         assert_eq!(
             read.get("name").map(String::as_str),
             Some(package),
@@ -321,14 +329,14 @@ fn the_composed_component_exports_list_users_and_imports_only_wasi() {
 
 #[test]
 fn the_component_still_exports_what_the_example_was_built_against() {
-    // examples/list-users/wit/deps/mangopay-auth-0.2.0 holds `mangopay:auth@0.2.0` as
+    // examples/list-users/wit/deps/mangopay-auth-0.3.0 holds `mangopay:auth@0.3.0` as
     // `wkg fetch` wrote it (examples/list-users/wkg.toml). Whatever the root wit/ becomes, the
     // component must still export every function the example was built against.
     let deps = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/list-users/wit/deps/mangopay-auth-0.2.0/package.wit");
+        .join("../examples/list-users/wit/deps/mangopay-auth-0.3.0/package.wit");
     let text = std::fs::read_to_string(&deps).expect("the pinned WIT dependency");
     assert!(
-        text.starts_with("package mangopay:auth@0.2.0;"),
+        text.starts_with("package mangopay:auth@0.3.0;"),
         "{}",
         deps.display()
     );
@@ -342,7 +350,7 @@ fn the_component_still_exports_what_the_example_was_built_against() {
     for name in pinned.interfaces[interface].functions.keys() {
         assert!(
             exported.contains(name),
-            "the component no longer exports {name} of the pinned mangopay:auth@0.2.0"
+            "the component no longer exports {name} of the pinned mangopay:auth@0.3.0"
         );
     }
 }
@@ -355,7 +363,7 @@ fn the_publishable_component_carries_the_wkg_metadata() {
     )
     .expect("wkg.toml and wit/auth.wit give the metadata");
     assert_eq!(meta.name, "mangopay:auth");
-    assert_eq!(meta.version, "0.2.0");
+    assert_eq!(meta.version, "0.3.0");
     assert_eq!(meta.license, "MIT OR Apache-2.0");
     assert!(meta.description.contains("Mangopay"));
 
@@ -364,7 +372,7 @@ fn the_publishable_component_carries_the_wkg_metadata() {
     let read = metadata::read_metadata(&packaged).expect("metadata read back");
     let field = |name: &str| read.get(name).map(String::as_str);
     assert_eq!(field("name"), Some("mangopay:auth"));
-    assert_eq!(field("version"), Some("0.2.0"));
+    assert_eq!(field("version"), Some("0.3.0"));
     assert_eq!(field("licenses"), Some("MIT OR Apache-2.0"));
     assert_eq!(
         field("source"),

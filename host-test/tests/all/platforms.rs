@@ -38,7 +38,7 @@ use host_test::mock::{ClientRules, MockMangopay};
 use host_test::platform::{self, Platform, PlatformProcess, SpinComponent, Tool, Unavailable};
 use host_test::serve::{self, Reply, counts, sources};
 use std::io::Write as _;
-use std::sync::{Once, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const SOURCE: &str = serve::TOKEN_SOURCE;
@@ -150,27 +150,33 @@ pub(super) fn tool(platform: Platform) -> Option<Tool> {
         Platform::Spin => platform::spin(),
         Platform::Wasmcloud => platform::wash(),
     };
+    let tests = format!("platforms::{}_*", platform.name().to_lowercase());
+    available(platform.name(), &tests, found)
+}
+
+/// `found`, or `None` after saying (once per tool) that `tests` did not run for want of
+/// `name`; panics when it must run.
+pub(super) fn available(name: &str, tests: &str, found: Result<Tool, Unavailable>) -> Option<Tool> {
     match found {
         Ok(tool) => Some(tool),
-        Err(Unavailable { why, fatal: true }) => panic!("{}: {why}", platform.name()),
+        Err(Unavailable { why, fatal: true }) => panic!("{name}: {why}"),
         Err(Unavailable { why, .. }) if platform::required() => panic!(
-            "{} is required here ({}=1) and unavailable: {why}",
-            platform.name(),
+            "{name} is required here ({}=1) and unavailable: {why}",
             platform::REQUIRE_VAR
         ),
         Err(Unavailable { why, .. }) => {
-            // Once per platform, and past libtest's capture of passing tests' output.
-            static SAID: [Once; 2] = [Once::new(), Once::new()];
-            SAID[platform as usize].call_once(|| {
+            // Once per tool, and past libtest's capture of passing tests' output.
+            static SAID: Mutex<Vec<String>> = Mutex::new(Vec::new());
+            let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+            if !said.iter().any(|n| n == name) {
+                said.push(name.to_owned());
                 let _ = writeln!(
                     std::io::stderr(),
-                    "not run: the {} tests (platforms::{}_*) did not run: {why}; set {}=1 to \
-                     make that a failure",
-                    platform.name(),
-                    platform.name().to_lowercase(),
+                    "not run: the {name} tests ({tests}) did not run: {why}; set {}=1 to make \
+                     that a failure",
                     platform::REQUIRE_VAR
                 );
-            });
+            }
             None
         }
     }

@@ -8,7 +8,9 @@
 
 use host_test::clock::VirtualClock;
 use host_test::fixture::{API_KEY, CLIENT_ID};
-use host_test::host::{ApiRequest, Error, Host, InstanceOptions, TransportKind, config};
+use host_test::host::{
+    ApiRequest, Config, Environment, Error, Host, InstanceOptions, TransportKind, config,
+};
 use host_test::keyvalue::MapKv;
 use host_test::mock::{ClientAuth, MockMangopay};
 use host_test::p3::{self, Adapter, Middleware, P3Options, P3Server, P3Service};
@@ -55,11 +57,12 @@ fn users_request() -> ApiRequest {
 }
 
 /// The standalone world with its outgoing requests through `hooks` (and `env`), and a client
-/// of the fixture account at `mock`.
+/// of the fixture account at `mock`: `environment` says whether it is an mTLS host.
 fn standalone(
     mock: &MockMangopay,
     clock: &VirtualClock,
     hooks: TlsHooks,
+    environment: Environment,
     env: Vec<(String, String)>,
 ) -> (host_test::host::Instance, wasmtime::component::ResourceAny) {
     let mut instance = Host::shared()
@@ -71,7 +74,10 @@ fn standalone(
         })
         .expect("instantiates");
     let client = instance
-        .create_client(&config(CLIENT_ID, API_KEY, &mock.base_url()))
+        .create_client(&Config {
+            environment,
+            ..config(CLIENT_ID, API_KEY, &mock.base_url())
+        })
         .expect("no trap")
         .expect("a valid config");
     (instance, client)
@@ -98,8 +104,14 @@ fn per_request_server(mock: &MockMangopay, clock: &VirtualClock, hooks: TlsHooks
 }
 
 /// The standalone world over TLS: a token and an API call, `rounds` times.
-fn standalone_calls(mock: &MockMangopay, clock: &VirtualClock, hooks: TlsHooks, rounds: usize) {
-    let (mut instance, client) = standalone(mock, clock, hooks, Vec::new());
+fn standalone_calls(
+    mock: &MockMangopay,
+    clock: &VirtualClock,
+    hooks: TlsHooks,
+    environment: Environment,
+    rounds: usize,
+) {
+    let (mut instance, client) = standalone(mock, clock, hooks, environment, Vec::new());
     for _ in 0..rounds {
         let token = instance
             .get_token(client)
@@ -119,7 +131,7 @@ fn the_standalone_component_fetches_a_token_and_calls_the_api_over_tls() {
     let clock = VirtualClock::new();
     let mock = tls_mock(&clock, ClientAuth::None);
     assert!(mock.base_url().starts_with("https://localhost:"));
-    standalone_calls(&mock, &clock, hooks(None), 3);
+    standalone_calls(&mock, &clock, hooks(None), Environment::Sandbox, 3);
     assert_eq!(mock.token_requests(), 1);
     assert_eq!(mock.api_requests(), 3);
     let (handshakes, failures) = mock.handshakes();
@@ -132,7 +144,13 @@ fn the_standalone_component_fetches_a_token_and_calls_the_api_over_tls() {
 fn mutual_tls_the_client_certificate_goes_with_every_mangopay_request() {
     let clock = VirtualClock::new();
     let mock = tls_mock(&clock, ClientAuth::Required);
-    standalone_calls(&mock, &clock, hooks(Some(&mock.base_url())), 2);
+    standalone_calls(
+        &mock,
+        &clock,
+        hooks(Some(&mock.base_url())),
+        Environment::SandboxMtls,
+        2,
+    );
     assert_eq!(mock.token_requests(), 1);
     assert_eq!(mock.api_requests(), 2);
     let presented = mock.client_certificates();
@@ -142,11 +160,44 @@ fn mutual_tls_the_client_certificate_goes_with_every_mangopay_request() {
     assert!(mock.handshakes().1.is_empty(), "{:?}", mock.handshakes());
 }
 
+/// The WIT `environment` names Mangopay's mTLS hosts, as `MANGOPAY_ENVIRONMENT` does.
+#[test]
+fn the_wit_environment_selects_the_mtls_hosts() {
+    let mut instance = Host::shared()
+        .instantiate(InstanceOptions::default())
+        .expect("instantiates");
+    for (environment, origin) in [
+        (
+            Environment::SandboxMtls,
+            "https://api-mtls.sandbox.mangopay.com",
+        ),
+        (Environment::ProductionMtls, "https://api-mtls.mangopay.com"),
+        (Environment::Sandbox, "https://api.sandbox.mangopay.com"),
+        (Environment::Production, "https://api.mangopay.com"),
+    ] {
+        let client = instance
+            .create_client(&Config {
+                environment,
+                base_url: None,
+                ..config(CLIENT_ID, API_KEY, "")
+            })
+            .expect("no trap")
+            .expect("a valid config");
+        assert_eq!(instance.base_url(client).expect("no trap"), origin);
+    }
+}
+
 #[test]
 fn mutual_tls_without_the_client_certificate_is_a_tls_error_not_a_credential_one() {
     let clock = VirtualClock::new();
     let mock = tls_mock(&clock, ClientAuth::Required);
-    let (mut instance, client) = standalone(&mock, &clock, hooks(None), Vec::new());
+    let (mut instance, client) = standalone(
+        &mock,
+        &clock,
+        hooks(None),
+        Environment::SandboxMtls,
+        Vec::new(),
+    );
     let error = instance
         .get_token(client)
         .expect("no trap")
@@ -310,7 +361,8 @@ fn untrusted_certificates_either_way_are_tls_errors() {
         ("untrusted server certificate", other_roots, &mock),
     ] {
         let before = server.handshakes().0;
-        let (mut instance, client) = standalone(server, &clock, hooks, Vec::new());
+        let (mut instance, client) =
+            standalone(server, &clock, hooks, Environment::SandboxMtls, Vec::new());
         let error = instance
             .get_token(client)
             .expect("no trap")
@@ -563,7 +615,8 @@ fn no_key_certificate_or_token_in_any_output_over_tls() {
         let origin = mock.base_url();
         let hooks = hooks(with_certificate.then_some(origin.as_str()));
         let debug = vec![("MANGOPAY_AUTH_LOG".into(), "debug".into())];
-        let (mut instance, client) = standalone(&mock, &clock, hooks, debug);
+        let (mut instance, client) =
+            standalone(&mock, &clock, hooks, Environment::SandboxMtls, debug);
         let token = instance.get_token(client).expect("no trap");
         let sent = instance.send(client, &users_request()).expect("no trap");
         texts.push(format!(
@@ -599,4 +652,46 @@ fn no_key_certificate_or_token_in_any_output_over_tls() {
         );
     }
     assert!(text.contains("event=tls-failed"), "{text}");
+}
+
+// --- wasmtime serve: the webpki roots only, no client certificate ----------------------------
+
+/// `wasmtime serve` trusts only the webpki roots compiled into it (no flag adds one) and
+/// builds its TLS client `with_no_client_auth()`: a Mangopay stand-in with a private CA is
+/// refused at the server certificate, so neither extra roots nor a client certificate can be
+/// tried by running it. Each request is still answered at once with the typed error, and the
+/// instance's pause keeps it to one handshake.
+#[test]
+fn wasmtime_serve_trusts_only_its_compiled_roots() {
+    let Some(tool) = super::wasmtime_serve::cli() else {
+        return;
+    };
+    let clock = VirtualClock::new();
+    let mock = tls_mock(&clock, ClientAuth::Required);
+    let client = "wasmtime-serve-mtls";
+    mock.add_account(client, API_KEY);
+    let env = [("MANGOPAY_ENVIRONMENT", "sandbox-mtls".to_owned())];
+    let served = super::wasmtime_serve::serve(&tool, "mtls", client, &mock, &env, Some(100));
+    for i in 0..10 {
+        let reply = served.get("/users").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reply.status, 502, "request {i}: {reply:?}");
+        assert!(reply.body.contains("transport"), "request {i}: {reply:?}");
+    }
+    let (handshakes, failures) = mock.handshakes();
+    assert_eq!(handshakes, 1, "{failures:?}");
+    // The client, not the server, broke it off: it does not know the test CA.
+    assert!(
+        failures.iter().all(|f| f.contains("UnknownCA")),
+        "{failures:?}"
+    );
+    assert_eq!(mock.token_requests_for(client), 0);
+    eprintln!("wasmtime serve against a private CA: 10 requests, 1 handshake: {failures:?}");
+    let log = std::fs::read_to_string(&served.log).unwrap_or_default();
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" event=tls-failed "))
+        .collect();
+    assert_eq!(failed.len(), 1, "{log}");
+    assert!(!log.contains(API_KEY) && !log.contains("PRIVATE KEY"));
+    eprintln!("{}", failed[0]);
 }
