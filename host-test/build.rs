@@ -12,9 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Cargo's target directory, found as xtask finds it (one implementation: xtask/src/target.rs).
-#[path = "../xtask/src/target.rs"]
-mod target;
+/// Cargo's target directory and the build command, as xtask has them.
+use xtask_target as target;
 
 /// (package, library name) of every component the harness uses.
 const COMPONENTS: &[(&str, &str)] = &[

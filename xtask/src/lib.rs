@@ -11,7 +11,7 @@ pub mod dist;
 pub mod install;
 pub mod metadata;
 pub mod optimize;
-pub mod target;
+pub use xtask_target as target;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -3,8 +3,9 @@
 //! `CARGO_TARGET_DIR`, `build.target-dir` in a `.cargo/config.toml`, ... move it, and
 //! `cargo metadata` answers with the one cargo uses.
 //!
-//! host-test's build script includes this file (`#[path]`) so that the components it builds
-//! land in the same place as everything else; both depend on serde_json for it.
+//! A crate of its own so that host-test's build script shares it with xtask (as
+//! `xtask::target`): the components it builds land in the same place as everything else, and
+//! are built the same way.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
