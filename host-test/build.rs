@@ -48,6 +48,7 @@ fn main() {
         "Cargo.toml",
         "Cargo.lock",
         "wit",
+        "vendor/wit",
         "components",
         "examples/list-users/src",
         "examples/list-users/wit",

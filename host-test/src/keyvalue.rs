@@ -13,7 +13,7 @@ use wasmtime::component::{Linker, Resource, ResourceTable};
 
 pub mod draft2 {
     wasmtime::component::bindgen!({
-        path: "../components/keyvalue-wit/keyvalue-0.2.0-draft2",
+        path: "../vendor/wit/wasi-keyvalue-0.2.0-draft2",
         world: "wasi:keyvalue/imports@0.2.0-draft2",
         imports: { default: async | trappable },
         with: {
@@ -25,7 +25,7 @@ pub mod draft2 {
 
 pub mod draft {
     wasmtime::component::bindgen!({
-        path: "../components/keyvalue-wit/keyvalue-0.2.0-draft",
+        path: "../vendor/wit/wasi-keyvalue-0.2.0-draft",
         world: "wasi:keyvalue/imports@0.2.0-draft",
         imports: { default: async | trappable },
         with: {
@@ -36,7 +36,7 @@ pub mod draft {
 
 pub mod config {
     wasmtime::component::bindgen!({
-        path: "../components/keyvalue-wit/config-0.2.0-draft-2024-09-27",
+        path: "../vendor/wit/wasi-config-0.2.0-draft-2024-09-27",
         world: "wasi:config/imports@0.2.0-draft-2024-09-27",
         imports: { default: async | trappable },
     });

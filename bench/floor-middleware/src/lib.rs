@@ -8,8 +8,8 @@ pub const AUTHORIZATION: &str = "Bearer floor";
 #[cfg(target_arch = "wasm32")]
 mod glue {
     wit_bindgen::generate!({
-        world: "floor-middleware",
-        path: "wit",
+        world: "mangopay:floor-middleware/floor-middleware",
+        path: ["../../vendor/wit/wasi-http-0.3.0", "wit"],
         generate_all,
     });
 

@@ -18,7 +18,7 @@ wit_bindgen::generate!({
             export mangopay:auth/token-store@0.3.0;
         }
     "#,
-    path: ["../../wit", "../keyvalue-wit/keyvalue-0.2.0-draft"],
+    path: ["../../wit", "../../vendor/wit/wasi-keyvalue-0.2.0-draft"],
     generate_all,
 });
 

@@ -24,9 +24,9 @@ wit_bindgen::generate!({
     "#,
     path: [
         "../../wit",
-        "../keyvalue-wit/keyvalue-0.2.0-draft2",
-        "../keyvalue-wit/config-0.2.0-draft-2024-09-27",
-        "wit/cli-environment.wit",
+        "../../vendor/wit/wasi-keyvalue-0.2.0-draft2",
+        "../../vendor/wit/wasi-config-0.2.0-draft-2024-09-27",
+        "../../vendor/wit/wasi-cli-0.2.12-environment.wit",
     ],
     generate_all,
 });

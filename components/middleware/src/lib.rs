@@ -17,8 +17,8 @@ mod upstream;
 
 pub(crate) mod bindings {
     wit_bindgen::generate!({
-        path: "wit",
-        world: "middleware",
+        path: ["../../vendor/wit/wasi-http-0.3.0", "../../wit", "wit"],
+        world: "mangopay:auth-middleware/middleware",
         generate_all,
     });
 }

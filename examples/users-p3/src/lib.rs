@@ -111,8 +111,8 @@ pub fn forwarded(name: &str) -> bool {
 #[cfg(target_arch = "wasm32")]
 mod glue {
     wit_bindgen::generate!({
-        world: "users-p3",
-        path: "wit",
+        world: "mangopay:users-p3/users-p3",
+        path: ["../../vendor/wit/wasi-http-0.3.0", "wit"],
         generate_all,
     });
 
