@@ -1,10 +1,10 @@
 //! Authorization of API calls: which requests may carry the token, how it is attached, and
 //! what a 401 answer to an authorized call means.
 
-use crate::config::Settings;
 use crate::error::{self, ApiError, Error};
 use crate::origin::{Origin, UrlError};
 use crate::redact;
+use crate::settings::Settings;
 use crate::wire;
 use std::fmt;
 

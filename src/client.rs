@@ -3,11 +3,12 @@
 //! `authorize`. Generic over the transport and the clock so that everything is tested natively.
 
 use crate::authorize::{self, HttpRequest, Verdict};
-use crate::config::{ClientConfig, Settings};
+use crate::config::ClientConfig;
 use crate::error::Error;
 use crate::lifecycle::{Lifecycle, Source};
 use crate::log::Logger;
 use crate::ports::{Clock, TokenStore, Transport};
+use crate::settings::Settings;
 use crate::shared::{Shared, StoreHealth};
 use std::time::Duration;
 

@@ -38,6 +38,7 @@ pub mod redact;
 pub mod retry;
 pub mod secret;
 pub mod send;
+pub mod settings;
 pub mod shared;
 pub mod wire;
 

@@ -17,13 +17,13 @@
 
 use crate::authorize::{self, HttpRequest, Verdict};
 use crate::client::Status;
-use crate::config::{CoolDown, Settings};
 use crate::error::{self, Error};
 use crate::log::{Field, Level, Logger, Value};
 use crate::ports::{Clock, RawResponse, TokenRequest, Transport, TransportError};
 use crate::redact;
 use crate::retry::{self, Deadline, Failure};
 use crate::secret::Secret;
+use crate::settings::{CoolDown, Settings};
 use crate::shared::{
     Acquired, Lead, Outcome, Shared, SharedToken, StoreHealth, TokenMark, WAIT_FIRST, millis,
     next_pause,

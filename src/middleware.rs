@@ -4,9 +4,9 @@
 //! component (`components/middleware`) does the streaming and the waiting.
 
 use crate::authorize;
-use crate::config::Settings;
 use crate::error::Error;
 use crate::send;
+use crate::settings::Settings;
 
 /// The largest request body the middleware keeps to send again after a refused token.
 pub const RESEND_BODY_MAX_VAR: &str = "MANGOPAY_AUTH_RESEND_BODY_MAX";

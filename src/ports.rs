@@ -2,8 +2,8 @@
 //! token request, reading time, and an optional store shared with other instances. The
 //! component implements these over WASI; tests use `fakes`.
 
-use crate::config::Timeouts;
 use crate::origin::Origin;
+use crate::settings::Timeouts;
 use std::time::Duration;
 
 /// Sends requests and reads their answers.

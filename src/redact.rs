@@ -1,8 +1,8 @@
 //! Keeping secrets out of errors: which strings are secret, and how a text from the wire is
 //! quoted in an error (short, clean, withheld whole if it may hold a secret).
 
-use crate::config::Settings;
 use crate::ports::TransportError;
+use crate::settings::Settings;
 
 /// Longest quoted text, in characters.
 pub const EXCERPT_CHARS: usize = 200;

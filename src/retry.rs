@@ -1,9 +1,9 @@
 //! When to try again: retries of transient faults inside one call (token requests and API
 //! calls alike), the cool-down after credential failures, and `Retry-After`.
 
-use crate::config::{CoolDown, RetryPolicy, Timeouts};
 use crate::error::Error;
 use crate::ports::{Clock, TransportKind};
+use crate::settings::{CoolDown, RetryPolicy, Timeouts};
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};

@@ -9,7 +9,6 @@
 //! no reader trusts it further than the entry's own lifetime (a token's `expires_in`, a
 //! lease's `ttl_ms`, a cool-down's `pause_ms`) from when this instance first saw it.
 
-use crate::config::Settings;
 use crate::error::{self, ApiError, Error, OAuthError, UnexpectedResponse};
 use crate::lifecycle::HeldToken;
 use crate::origin::Origin;
@@ -17,6 +16,7 @@ use crate::ports::{Clock, StoreError, TokenStore};
 use crate::redact;
 use crate::retry::{self, Deadline};
 use crate::secret::Secret;
+use crate::settings::Settings;
 use crate::wire;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -1,8 +1,8 @@
 //! The token endpoint's wire format: the request we send and the bodies we may get back.
 
-use crate::config::Settings;
 use crate::ports::TokenRequest;
 use crate::secret::Secret;
+use crate::settings::Settings;
 use base64::Engine as _;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
