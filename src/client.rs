@@ -5,12 +5,13 @@
 use crate::authorize::{self, HttpRequest, Verdict};
 use crate::config::ClientConfig;
 use crate::error::Error;
-use crate::lifecycle::{Lifecycle, Source};
+use crate::lifecycle::Lifecycle;
 use crate::log::Logger;
 use crate::ports::{Clock, TokenStore, Transport};
 use crate::settings::Settings;
-use crate::shared::{Shared, StoreHealth};
-use std::time::Duration;
+use crate::shared::Shared;
+// Moved below this module (`token`); kept here at its first path.
+pub use crate::token::Status;
 
 /// A token as handed to the caller. `Debug` does not show the token.
 #[derive(PartialEq, Eq)]
@@ -30,18 +31,6 @@ impl std::fmt::Debug for Token {
             .field("expires_at_unix_seconds", &self.expires_at_unix_seconds)
             .finish()
     }
-}
-
-/// `token-status`: what a client holds and has done. No secrets.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Status {
-    pub held: bool,
-    pub source: Option<Source>,
-    pub expires_in_seconds: Option<u64>,
-    pub token_requests: u64,
-    pub cool_down: Option<Duration>,
-    pub store: StoreHealth,
-    pub store_error: Option<String>,
 }
 
 pub struct Client<T, C> {

@@ -7,8 +7,8 @@ use crate::secret::Secret;
 use crate::wire;
 use std::time::Duration;
 
-/// The validated values live in `settings`, below every module that reads them; they are
-/// kept here at their first path.
+// The validated values live in `settings`, below every module that reads them; they are
+// kept here at their first path.
 pub use crate::settings::{CoolDown, RetryPolicy, Settings, Timeouts};
 
 pub const SANDBOX_URL: &str = "https://api.sandbox.mangopay.com";

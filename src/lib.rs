@@ -40,6 +40,7 @@ pub mod secret;
 pub mod send;
 pub mod settings;
 pub mod shared;
+pub mod token;
 pub mod wire;
 
 pub use authorize::{HttpRequest, Verdict};

@@ -1,5 +1,5 @@
-use super::*;
 use crate::fakes::*;
+use crate::token::{Source, StoreHealth};
 
 #[test]
 fn token_reports_time_left_and_wall_expiry() {

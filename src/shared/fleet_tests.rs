@@ -6,6 +6,7 @@ use crate::config::{ClientConfig, Environment};
 use crate::fakes::*;
 use crate::lifecycle::Source;
 use crate::ports::TransportKind;
+use crate::{retry, wire};
 
 fn config_with_key(key: &str) -> ClientConfig {
     ClientConfig::new(

@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::{ClientConfig, Environment};
+use crate::error;
 use crate::fakes::*;
 use crate::lifecycle::Source;
 
