@@ -1,6 +1,7 @@
 //! The client: one set of credentials and its token, behind the operations of the WIT `client`
 //! resource. A short front: renewal is in `lifecycle`, sharing in `shared`, request checks in
 //! `authorize`. Generic over the transport and the clock so that everything is tested natively.
+//! Owns `Client` and `Token`, the token as handed to the caller (`Status` is in `token`).
 
 use crate::authorize::{self, HttpRequest, Verdict};
 use crate::config::ClientConfig;

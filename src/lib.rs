@@ -2,22 +2,30 @@
 //! it, built and tested natively. The components wrap it over wasi:http, the host clock and
 //! an optional token store; their API is the WIT interface, not this crate's Rust API.
 //!
-//! Where to look:
-//! - `client`: the front, one method per operation of the WIT `client` resource.
-//! - `ports`: what the host provides (transport, clock, token store) and the values they carry.
-//! - `lifecycle`: the held token, when it is renewed, and what a failed renewal does; the
-//!   renewal's steps, sans-IO, for a blocking and an async driver.
-//! - `flight`: one renewal at a time among the concurrent callers of one instance.
-//! - `middleware`: what the WASI 0.3 middleware decides (which requests get the token, errors).
-//! - `shared`: sharing one token between instances through the token store.
-//! - `authorize`: which requests may carry the token, and what a 401 answer means.
-//! - `wire`: what goes on the wire to the token endpoint and what comes back.
-//! - `error`: the errors, and how an answer of the token endpoint becomes one.
-//! - `redact`: keeping secrets out of errors.
-//! - `keyvalue`: the token store over a platform's `wasi:keyvalue` bucket (the adapters).
-//! - `config`: the configuration as given, its defaults and validation.
-//! - `origin`: URL origins; `retry`: retries, backoff and cool-down; `secret`: secret strings.
+//! Where to look, from the top down (a module imports only modules below it, never one
+//! above: no import circle):
 //! - `fakes` (tests, feature `fakes`): fake transport, clock and store.
+//! - `keyvalue`: the token store over a platform's `wasi:keyvalue` bucket (the adapters).
+//! - `middleware`: what the WASI 0.3 middleware decides (which requests get the token, errors).
+//! - `send`: an authorized API call end to end (checks, retries, a refused token renewed).
+//! - `flight`: one renewal at a time among the concurrent callers of one instance.
+//! - `client`: the front, one method per operation of the WIT `client` resource.
+//! - `lifecycle`: when the held token is renewed, and what a failed renewal does; the
+//!   renewal's steps, sans-IO, for a blocking and an async driver. `lifecycle::state`: what a
+//!   client remembers between calls.
+//! - `shared`: sharing one token between instances through the token store (the lease, the
+//!   shared cool-down, `Sharing`). `shared::stored`: the store keys and the entries' formats.
+//! - `token`: the token's own types: the held token and its refresh point, the shared token,
+//!   where a token came from, the status a client reports.
+//! - `authorize`: which requests may carry the token, and what a 401 answer means.
+//! - `retry`: retries, backoff, cool-down and `Retry-After`.
+//! - `config`: the configuration as given, its defaults, and its validation into `Settings`.
+//! - `error`: the errors, and how an answer of the token endpoint becomes one.
+//! - `redact`: keeping secrets out of errors. `wire`: what goes on the wire to the token
+//!   endpoint and what comes back.
+//! - `ports`: what the host provides (transport, clock, token store) and the values they carry.
+//! - `settings`: the validated configuration every module reads (built by `config`).
+//! - `origin`: URL origins; `secret`: secret strings; `log`: operator log lines.
 //!
 //! Every module is public so that fuzz targets and property tests can reach it.
 

@@ -1,4 +1,7 @@
 //! Token lifecycle: the held token, when it is renewed, and what happens when renewal fails.
+//! Owns `Lifecycle` and the renewal's steps (`Begin`, `Renewal`, `Action`); the token's types
+//! are in `token`, what a client remembers between calls in `lifecycle::state`, and the
+//! shared store is reached through `shared::Sharing`.
 //!
 //! A held token is handed out until its refresh point (expiry minus the margin). Past it, the
 //! next call renews: unless a cool-down or `Retry-After` forbids it, it adopts a token another

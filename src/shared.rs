@@ -1,9 +1,13 @@
 //! Sharing a token through the host's store, so that instances with the same credentials
-//! make one token request between them, in good times and bad: the store keys, the stored
-//! token, the lease that makes one instance fetch while the others wait or keep serving a
-//! live token, and the shared cool-down that keeps every instance from repeating a token
-//! request the token endpoint refused or the host's TLS set-up failed. Any store failure
-//! means fetching directly, with the instance's own cool-down: the store never fails a call.
+//! make one token request between them, in good times and bad: the lease that makes one
+//! instance fetch while the others wait or keep serving a live token, and the shared
+//! cool-down that keeps every instance from repeating a token request the token endpoint
+//! refused or the host's TLS set-up failed. Any store failure means fetching directly, with
+//! the instance's own cool-down: the store never fails a call.
+//!
+//! Owns `Shared` (a client's store and what it saw), `Sharing` (the store as renewal uses
+//! it, with `Acquired`, `Lead` and `Outcome`) and the waits between looks. The store keys and
+//! the entries' formats are in `shared::stored`; the token's types in `token`.
 //!
 //! Bounds against clocks that disagree: an entry carries its writer's wall-clock expiry, but
 //! no reader trusts it further than the entry's own lifetime (a token's `expires_in`, a
