@@ -279,6 +279,17 @@ pub struct Renewal {
     outcome: Option<Result<HeldToken, Box<Failure>>>,
 }
 
+/// What the shared store's answer means for a renewal (`Lifecycle::acquire`).
+enum StoreAnswer {
+    /// Fetch a token: as the holder of the store's lease, or without the store (`None`: none
+    /// is configured, or it failed).
+    Fetch(Option<Lead>),
+    /// Another instance holds the lease: wait this long, then look again.
+    Wait(Duration),
+    /// The renewal ends here: the monotonic time after it, or why no token may be sent.
+    Done(Result<Duration, Error>),
+}
+
 impl<T, C: Clock> Lifecycle<T, C> {
     /// Where a caller without a usable token stands: the held token while a block lets it
     /// be served, the blocking error, or a renewal. Unless a cool-down or `Retry-After`
@@ -330,16 +341,16 @@ impl<T, C: Clock> Lifecycle<T, C> {
     pub fn next(&self, renewal: &mut Renewal, deadline: &Deadline) -> Action<'_> {
         if let Some(pause) = renewal.acquiring {
             match self.acquire(renewal.held_alive, deadline, pause) {
-                Ok(lead) => {
+                StoreAnswer::Fetch(lead) => {
                     renewal.acquiring = None;
                     renewal.lead = lead;
                     renewal.started = self.clock.monotonic();
                 }
-                Err(Ok(pause)) => {
+                StoreAnswer::Wait(pause) => {
                     renewal.acquiring = Some(next_pause(pause));
                     return Action::Sleep(pause);
                 }
-                Err(Err(result)) => return Action::Done(result),
+                StoreAnswer::Done(result) => return Action::Done(result),
             }
         }
         let Some(outcome) = renewal.outcome.take() else {
@@ -368,18 +379,10 @@ impl<T, C: Clock> Lifecycle<T, C> {
         renewal.outcome = Some(self.read_answer(response, renewal.sent_at));
     }
 
-    /// The shared store's answer to a renewal: `Ok(lead)` to fetch (`None`: without the
-    /// store), `Err(Ok(pause))` to wait and look again, `Err(Err(result))` when the renewal
-    /// ends here.
-    #[allow(clippy::type_complexity)]
-    fn acquire(
-        &self,
-        held_alive: bool,
-        deadline: &Deadline,
-        pause: Duration,
-    ) -> Result<Option<Lead>, Result<Duration, Result<Duration, Error>>> {
+    /// The shared store's answer to a renewal (`StoreAnswer`).
+    fn acquire(&self, held_alive: bool, deadline: &Deadline, pause: Duration) -> StoreAnswer {
         let Some(shared) = self.shared.as_deref() else {
-            return Ok(None);
+            return StoreAnswer::Fetch(None);
         };
         let health = self.store_health();
         let acquired = shared.acquire(&self.clock, &self.settings, held_alive, deadline, pause);
@@ -403,11 +406,11 @@ impl<T, C: Clock> Lifecycle<T, C> {
                 let mut state = self.state.borrow_mut();
                 state.held = Some(token);
                 state.source = Some(Source::SharedStore);
-                Err(Err(Ok(self.clock.monotonic())))
+                StoreAnswer::Done(Ok(self.clock.monotonic()))
             }
             Acquired::ServeAlive(None) => {
                 self.state.borrow_mut().source = Some(Source::InstanceCache);
-                Err(Err(Ok(self.clock.monotonic())))
+                StoreAnswer::Done(Ok(self.clock.monotonic()))
             }
             Acquired::Blocked { error, remaining } => {
                 self.log(
@@ -422,20 +425,20 @@ impl<T, C: Clock> Lifecycle<T, C> {
                 let now = self.clock.monotonic();
                 let mut state = self.state.borrow_mut();
                 state.blocked_by_fleet(error, remaining, now);
-                Err(Err(match state.while_blocked(now) {
+                StoreAnswer::Done(match state.while_blocked(now) {
                     Some(served) => served.map(|()| now),
                     None => Ok(now),
-                }))
+                })
             }
             Acquired::TimedOut(error) => {
                 self.log(Level::Warn, "lease-wait-timed-out", &[]);
-                Err(Err(Err(error)))
+                StoreAnswer::Done(Err(error))
             }
-            Acquired::Wait(pause) => Err(Ok(pause)),
-            Acquired::Leader(lead) => Ok(Some(lead)),
+            Acquired::Wait(pause) => StoreAnswer::Wait(pause),
+            Acquired::Leader(lead) => StoreAnswer::Fetch(Some(lead)),
             Acquired::Direct => {
                 deadline.restart(&self.clock);
-                Ok(None)
+                StoreAnswer::Fetch(None)
             }
         }
     }
