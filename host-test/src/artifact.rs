@@ -63,3 +63,20 @@ artifact!(
     floor_service_wasm,
     "FLOOR_SERVICE_WASM"
 );
+artifact!(
+    /// The example WASI 0.3 service (`examples/users-p3`): no auth code, calls Mangopay
+    /// through plain `wasi:http/client@0.3.0`.
+    users_p3_wasm,
+    "USERS_P3_WASM"
+);
+artifact!(
+    /// Benchmark floor of the middleware (`bench/floor-middleware`): adds `authorization:
+    /// Bearer floor` to every request.
+    floor_middleware_wasm,
+    "FLOOR_MIDDLEWARE_WASM"
+);
+artifact!(
+    /// `mangopay-auth-middleware` (`components/middleware`).
+    middleware_wasm,
+    "MANGOPAY_AUTH_MIDDLEWARE_WASM"
+);

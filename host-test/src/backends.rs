@@ -73,7 +73,7 @@ impl NatsServer {
             .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = platform::spawn_tied(command).expect("nats-server starts");
+        let child = crate::process::spawn_tied(command).expect("nats-server starts");
         *self.child.lock().expect("not poisoned") = Some(child);
         let started = Instant::now();
         while crate::serve::get(&self.monitor_url("/healthz?js-enabled-only=true"))

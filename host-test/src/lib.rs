@@ -13,6 +13,7 @@ pub mod keyvalue;
 pub mod mock;
 pub mod p3;
 pub mod platform;
+pub mod process;
 pub mod serve;
 pub mod store;
 pub mod tls;

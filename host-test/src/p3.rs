@@ -56,36 +56,6 @@ use wasmtime_wasi_http::{
 // ---------------------------------------------------------------------------------------
 // The components
 
-fn built(var: &str, at_build: &'static str) -> PathBuf {
-    std::env::var_os(var).map_or_else(|| PathBuf::from(at_build), PathBuf::from)
-}
-
-/// The example WASI 0.3 service (`examples/users-p3`): no auth code, calls Mangopay through
-/// plain `wasi:http/client@0.3.0`. `USERS_P3_WASM` at run time points at another file.
-pub fn users_p3_wasm() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| built("USERS_P3_WASM", env!("USERS_P3_WASM")))
-}
-
-/// Benchmark floor of the middleware (`bench/floor-middleware`): adds `authorization: Bearer
-/// floor` to every request. `FLOOR_MIDDLEWARE_WASM` at run time points at another file.
-pub fn floor_middleware_wasm() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| built("FLOOR_MIDDLEWARE_WASM", env!("FLOOR_MIDDLEWARE_WASM")))
-}
-
-/// `mangopay-auth-middleware` (`components/middleware`). `MANGOPAY_AUTH_MIDDLEWARE_WASM` at run
-/// time points at another file.
-pub fn middleware_wasm() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        built(
-            "MANGOPAY_AUTH_MIDDLEWARE_WASM",
-            env!("MANGOPAY_AUTH_MIDDLEWARE_WASM"),
-        )
-    })
-}
-
 /// The middleware composed in front of a service's `wasi:http/client@0.3.0` import.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Middleware {
@@ -98,8 +68,8 @@ pub enum Middleware {
 impl Middleware {
     pub fn wasm(self) -> &'static Path {
         match self {
-            Middleware::Auth => middleware_wasm(),
-            Middleware::Floor => floor_middleware_wasm(),
+            Middleware::Auth => artifact::middleware_wasm(),
+            Middleware::Floor => artifact::floor_middleware_wasm(),
         }
     }
 
@@ -187,7 +157,7 @@ pub fn composed(service: &Path, middleware: Middleware, adapter: Adapter) -> Pat
 
 /// The users-p3 example with `middleware` (and `adapter`), once per process.
 pub fn users_p3(middleware: Middleware, adapter: Adapter) -> PathBuf {
-    composed(users_p3_wasm(), middleware, adapter)
+    composed(artifact::users_p3_wasm(), middleware, adapter)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -13,12 +13,12 @@
 
 mod wasmtime_serve;
 
+use crate::process::spawn_tied;
 use crate::serve::{self, Reply};
-use std::io;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 pub use wasmtime_serve::{
     WASMTIME_WHEEL, WasmtimeServe, served_standalone_wasm, wasmtime_cli, wasmtime_serve,
@@ -291,7 +291,7 @@ fn dist_dir() -> Result<PathBuf, String> {
                 crate::artifact::keyvalue_draft2_wasm().to_path_buf()
             }
             "mangopay-auth-keyvalue-draft" => crate::artifact::keyvalue_draft_wasm().to_path_buf(),
-            "mangopay-auth-middleware" => crate::p3::middleware_wasm().to_path_buf(),
+            "mangopay-auth-middleware" => crate::artifact::middleware_wasm().to_path_buf(),
             other => PathBuf::from(format!("the harness does not build {other}")),
         };
         xtask::dist::write(&out, built, &meta)?;
@@ -333,7 +333,7 @@ pub fn served_p3_wasm(platform: Platform) -> Result<PathBuf, String> {
                 (xtask::dist::MIDDLEWARE_PACKAGE, &front),
                 (
                     xtask::compose::P3_SERVICE_PACKAGE,
-                    crate::p3::users_p3_wasm(),
+                    crate::artifact::users_p3_wasm(),
                 ),
             )?;
             let path = run_dir()?.join(format!("users-p3-{}.wasm", platform.slug()));
@@ -341,60 +341,6 @@ pub fn served_p3_wasm(platform: Platform) -> Result<PathBuf, String> {
             Ok(path)
         })
         .clone()
-}
-
-/// Starts `command` so that it dies with this process: on Linux the child asks for SIGKILL
-/// when its parent thread ends (`PR_SET_PDEATHSIG`), and the thread that spawns every platform
-/// process lives as long as the test binary. (A test thread would not do: it ends with its
-/// test.)
-pub fn spawn_tied(command: Command) -> io::Result<Child> {
-    type Job = (Command, mpsc::Sender<io::Result<Child>>);
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
-    let spawner = SPAWNER.get_or_init(|| {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let thread = std::thread::Builder::new()
-            .name("platform-spawner".into())
-            .spawn(move || {
-                for (mut command, reply) in queue {
-                    let _ = reply.send(tie_to_parent(&mut command).spawn());
-                }
-            });
-        if let Err(e) = thread {
-            eprintln!("no spawner thread ({e}): platform processes are spawned without it");
-        }
-        Mutex::new(jobs)
-    });
-    let (reply, answer) = mpsc::channel();
-    spawner
-        .lock()
-        .map_err(|e| io::Error::other(e.to_string()))?
-        .send((command, reply))
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    answer.recv().map_err(io::Error::other)?
-}
-
-#[cfg(target_os = "linux")]
-fn tie_to_parent(command: &mut Command) -> &mut Command {
-    use std::os::unix::process::CommandExt;
-    let parent = std::process::id();
-    // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent may have gone before the line above took effect.
-            if u32::try_from(libc::getppid()).ok() != Some(parent) {
-                return Err(io::Error::other("the test binary is gone"));
-            }
-            Ok(())
-        })
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn tie_to_parent(command: &mut Command) -> &mut Command {
-    command
 }
 
 /// This run's folder in the system temp dir: the platforms' state, logs and home. Folders of

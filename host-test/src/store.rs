@@ -297,7 +297,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         // Tied to the test binary: a server a `static` holds outlives every test thread.
-        let child = crate::platform::spawn_tied(command).expect("redis-server starts");
+        let child = crate::process::spawn_tied(command).expect("redis-server starts");
         self.child = Some(child);
         let store = RedisStore::new(&self.url());
         let started = Instant::now();

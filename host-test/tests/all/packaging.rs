@@ -250,7 +250,7 @@ fn every_deployable_in_target_dist_has_its_intended_surface_and_metadata() {
         "mangopay-auth-with-token-store" => artifact::store_component_wasm().to_path_buf(),
         "mangopay-auth-keyvalue-draft2" => artifact::keyvalue_draft2_wasm().to_path_buf(),
         "mangopay-auth-keyvalue-draft" => artifact::keyvalue_draft_wasm().to_path_buf(),
-        "mangopay-auth-middleware" => host_test::p3::middleware_wasm().to_path_buf(),
+        "mangopay-auth-middleware" => host_test::artifact::middleware_wasm().to_path_buf(),
         other => panic!("the harness does not build {other}: add it to build.rs"),
     };
     let written = dist::assemble(&out, built, &meta).expect("dist writes");

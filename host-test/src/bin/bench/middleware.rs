@@ -126,7 +126,7 @@ fn p3_service(
     middleware: Middleware,
     adapter: Adapter,
 ) -> Result<Arc<P3Service>, String> {
-    let wasm = p3::compose(p3::users_p3_wasm(), middleware, adapter)?;
+    let wasm = p3::compose(host_test::artifact::users_p3_wasm(), middleware, adapter)?;
     P3Service::load_in(engine, &wasm)
         .map(Arc::new)
         .map_err(|e| format!("{}: {e:?}", wasm.display()))

@@ -18,13 +18,13 @@ pub fn section(_: &Setup, report: &mut Report) -> Result<(), String> {
         )?,
         size_row(
             "mangopay-auth-middleware (WASI 0.3, world `middleware`)",
-            host_test::p3::middleware_wasm(),
+            host_test::artifact::middleware_wasm(),
         )?,
         size_row("floor-auth (bench floor)", artifact::floor_auth_wasm())?,
         size_row("floor-const (bench floor)", artifact::floor_const_wasm())?,
         size_row(
             "floor-middleware (bench floor, WASI 0.3)",
-            host_test::p3::floor_middleware_wasm(),
+            host_test::artifact::floor_middleware_wasm(),
         )?,
     ];
     report.table(&["artifact", "bytes", "KiB"], &rows);
@@ -37,7 +37,7 @@ pub fn section(_: &Setup, report: &mut Report) -> Result<(), String> {
             for (name, wasm) in [
                 ("standalone", component),
                 ("with-token-store", artifact::store_component_wasm()),
-                ("middleware", host_test::p3::middleware_wasm()),
+                ("middleware", host_test::artifact::middleware_wasm()),
             ] {
                 let optimised = out.join(format!("{name}.wasm"));
                 xtask::optimize::component(wasm, &optimised, Some(&jco))?;
