@@ -2,7 +2,6 @@
 //! wasmtime-wasi-http) against a mock Mangopay on 127.0.0.1, with host-supplied virtual clocks.
 
 pub mod artifact;
-pub mod backends;
 pub mod clock;
 pub mod compose;
 pub mod fixture;
@@ -12,7 +11,6 @@ pub mod inject;
 pub mod keyvalue;
 pub mod mock;
 pub mod p3;
-pub mod platform;
 pub mod process;
 pub mod serve;
 pub mod store;

@@ -16,10 +16,12 @@
 //! Counts are exact; no test asserts a time.
 
 use super::platforms::tool;
-use host_test::backends::{self, NatsServer};
+use host_platforms::backends::{self, NatsServer};
+use host_platforms::{
+    self as platform, Platform, PlatformProcess, SpinComponent, Tool, Unavailable,
+};
 use host_test::fixture::API_KEY;
 use host_test::mock::{ClientRules, MockMangopay};
-use host_test::platform::{self, Platform, PlatformProcess, SpinComponent, Tool, Unavailable};
 use host_test::serve::{self, Reply, counts, sources};
 use host_test::store::RedisServer;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! Token economy: the token requests the mock Mangopay counts for the
 //! workloads the benchmark reports. Counts only; timings belong to the benchmark
-//! (`cargo run -p host-test --profile bench --bin bench`), never to the test suite.
+//! (`cargo run -p bench --profile bench`), never to the test suite.
 
 use host_test::fixture::{CLIENT_ID, World};
 use host_test::host::{Host, InstanceOptions};

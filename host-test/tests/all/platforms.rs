@@ -33,9 +33,11 @@
 //! Counts are exact; no test asserts a time. The renewal scenario relies only on a few requests
 //! taking less than half of an 8-second token lifetime.
 
+use host_platforms::{
+    self as platform, Platform, PlatformProcess, SpinComponent, Tool, Unavailable,
+};
 use host_test::fixture::API_KEY;
 use host_test::mock::{ClientRules, MockMangopay};
-use host_test::platform::{self, Platform, PlatformProcess, SpinComponent, Tool, Unavailable};
 use host_test::serve::{self, Reply, counts, sources};
 use std::io::Write as _;
 use std::sync::{Mutex, OnceLock};

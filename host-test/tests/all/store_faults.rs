@@ -12,9 +12,9 @@
 
 use super::distributed::{Store, ok, start_p3_wash, start_wash_on};
 use super::platforms::tool;
-use host_test::backends::{self, NatsServer};
+use host_platforms::backends::{self, NatsServer};
+use host_platforms::{self as platform, Platform, PlatformProcess};
 use host_test::fixture::API_KEY;
-use host_test::platform::{self, Platform, PlatformProcess};
 use host_test::serve::{self, Reply, sources};
 use host_test::store::RedisServer;
 use std::time::{Duration, Instant};

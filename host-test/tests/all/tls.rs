@@ -412,13 +412,13 @@ fn spin_mtls_config(name: &str, with_certificate: bool) -> std::path::PathBuf {
 /// `spin up` of `app` (users-service composed with the Spin artifact, or users-p3 with the
 /// middleware) against `mock` as `client`, with the runtime config at `config`.
 fn spin_mtls(
-    app: host_test::platform::Example,
+    app: host_platforms::Example,
     name: &str,
     client: &str,
     mock: &MockMangopay,
     config: &std::path::Path,
-) -> Option<host_test::platform::PlatformProcess> {
-    use host_test::platform::{self, Platform};
+) -> Option<host_platforms::PlatformProcess> {
+    use host_platforms::{self as platform, Platform};
     let tool = super::platforms::tool(Platform::Spin)?;
     let p3 = app == platform::USERS_P3;
     let wasm = match p3 {
@@ -455,7 +455,7 @@ fn spin_mtls(
 
 /// 20 concurrent cold requests, then 30 sequential ones, through Spin with the shipped mTLS
 /// runtime config: one token request, the client certificate on every Mangopay request.
-fn spin_mtls_one_token(app: host_test::platform::Example, name: &str, client: &str) {
+fn spin_mtls_one_token(app: host_platforms::Example, name: &str, client: &str) {
     let clock = VirtualClock::new();
     let mock = tls_mock(&clock, ClientAuth::Required);
     mock.add_account(client, API_KEY);
@@ -489,12 +489,12 @@ fn spin_mtls_one_token(app: host_test::platform::Example, name: &str, client: &s
 
 #[test]
 fn spin_client_tls_presents_the_certificate_users_service() {
-    spin_mtls_one_token(host_test::platform::USERS_SERVICE, "mtls", "spin-mtls");
+    spin_mtls_one_token(host_platforms::USERS_SERVICE, "mtls", "spin-mtls");
 }
 
 #[test]
 fn spin_client_tls_presents_the_certificate_middleware() {
-    spin_mtls_one_token(host_test::platform::USERS_P3, "mtls", "spin-mtls-p3");
+    spin_mtls_one_token(host_platforms::USERS_P3, "mtls", "spin-mtls-p3");
 }
 
 /// Spin set up without the client certificate: 20 sequential requests, each answered at once
@@ -507,7 +507,7 @@ fn spin_without_the_client_certificate_twenty_requests_few_handshakes() {
     mock.add_account(client, API_KEY);
     let config = spin_mtls_config("missing", false);
     let Some(spin) = spin_mtls(
-        host_test::platform::USERS_SERVICE,
+        host_platforms::USERS_SERVICE,
         "mtls-missing",
         client,
         &mock,
@@ -542,7 +542,7 @@ fn spin_without_the_client_certificate_twenty_requests_few_handshakes() {
 /// the fleet then makes one handshake per pause, each request answered with the typed error.
 #[test]
 fn wasmcloud_trusts_extra_roots_but_cannot_present_a_client_certificate() {
-    use host_test::platform::{self, Platform};
+    use host_platforms::{self as platform, Platform};
     let Some(tool) = super::platforms::tool(Platform::Wasmcloud) else {
         return;
     };

@@ -4,10 +4,10 @@
 //! `--max-instance-reuse-count`. Its `-S keyvalue` store is a copy per instance, so no
 //! keyvalue artifact is served here (docs/deploying.md, `wasmtime serve`).
 
+use host_platforms::{self as platform, PlatformProcess, Tool, WasmtimeServe};
 use host_test::clock::VirtualClock;
 use host_test::fixture::API_KEY;
 use host_test::mock::MockMangopay;
-use host_test::platform::{self, PlatformProcess, Tool, WasmtimeServe};
 
 /// The wasmtime CLI, or `None` after saying why these tests did not run.
 pub(super) fn cli() -> Option<Tool> {

@@ -10,7 +10,7 @@ use wasmtime_wasi::WasiCtx;
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "standalone",
         exports: { default: async },
     });

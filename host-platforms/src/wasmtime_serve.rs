@@ -43,7 +43,10 @@ pub fn served_standalone_wasm() -> Result<PathBuf, String> {
             let standalone = super::dist_dir()?.join("mangopay-auth.wasm");
             let composed = xtask::compose::plug(
                 ("mangopay:auth", &standalone),
-                ("mangopay:service", crate::artifact::users_service_wasm()),
+                (
+                    "mangopay:service",
+                    host_test::artifact::users_service_wasm(),
+                ),
             )?;
             let path = super::run_dir()?.join("users-service-standalone.wasm");
             std::fs::write(&path, composed).map_err(|e| format!("{}: {e}", path.display()))?;
