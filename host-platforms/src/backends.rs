@@ -77,7 +77,7 @@ impl NatsServer {
         let child = host_test::process::spawn_tied(command).expect("nats-server starts");
         *self.child.lock().expect("not poisoned") = Some(child);
         let started = Instant::now();
-        while host_test::serve::get(&self.monitor_url("/healthz?js-enabled-only=true"))
+        while host_test::sim::serve::get(&self.monitor_url("/healthz?js-enabled-only=true"))
             .map_or(true, |reply| reply.status != 200)
         {
             assert!(
@@ -96,7 +96,7 @@ impl NatsServer {
     /// How many keys (subjects holding a value or a delete marker) the key-value bucket
     /// `bucket` has: everything the clients left in it.
     pub fn keys_in(&self, bucket: &str) -> usize {
-        let reply = host_test::serve::get(&self.monitor_url("/jsz?streams=true"))
+        let reply = host_test::sim::serve::get(&self.monitor_url("/jsz?streams=true"))
             .unwrap_or_else(|e| panic!("nats-server monitoring: {e}"));
         let jsz: serde_json::Value = serde_json::from_str(&reply.body).expect("jsz is JSON");
         let stream = format!("KV_{bucket}");

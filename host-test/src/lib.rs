@@ -10,9 +10,8 @@ pub mod http_client;
 pub mod inject;
 pub mod keyvalue;
 pub mod mock;
-pub mod p3;
 pub mod process;
-pub mod serve;
+pub mod sim;
 pub mod store;
 pub mod tls;
 

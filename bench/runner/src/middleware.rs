@@ -5,9 +5,9 @@
 //! Three servers in one host process, one mock Mangopay: the users-p3 example composed with
 //! `mangopay-auth-middleware` (its token store `keyvalue-draft2` over a wasi:keyvalue map in
 //! the host), the same example composed with floor-middleware (a constant `authorization:
-//! Bearer floor`, the floor of every row), both served by `host_test::p3` with one instance
+//! Bearer floor`, the floor of every row), both served by `host_test::sim::p3` with one instance
 //! taking every request (up to 100 at once); and the users-service example composed with
-//! `mangopay-auth-keyvalue-draft2.wasm`, served by `host_test::serve` with a fresh instance
+//! `mangopay-auth-keyvalue-draft2.wasm`, served by `host_test::sim::serve` with a fresh instance
 //! per request (section 6's `GET /users`). Every row is `GET /users?per_page=10`: the service
 //! calls the mock's users page over a new outbound connection and answers its body. The mock
 //! answers the floor's requests (whose `Bearer floor` it would refuse) with the same page from
@@ -28,8 +28,8 @@ use host_test::clock::VirtualClock;
 use host_test::host::EngineSettings;
 use host_test::keyvalue::MapKv;
 use host_test::mock::{Canned, MockMangopay, TOKEN_PATH};
-use host_test::p3::{self, Adapter, Middleware, P3Options, P3Server, P3Service};
-use host_test::serve::{self, Flavor, ServeOptions, Server, Service};
+use host_test::sim::p3::{self, Adapter, Middleware, P3Options, P3Server, P3Service};
+use host_test::sim::serve::{self, Flavor, ServeOptions, Server, Service};
 use http_body_util::{BodyExt, Empty};
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -67,7 +67,7 @@ pub fn section(setup: &Setup, report: &mut Report) -> Result<(), String> {
         "`GET {USERS}` to the users-p3 example (WASI 0.3, no auth code) composed with \
          `mangopay-auth-middleware` (token store: `keyvalue-draft2` over a wasi:keyvalue map) \
          against the same example composed with floor-middleware (`authorization: Bearer \
-         floor`, nothing else), both served by `host_test::p3` with one instance taking every \
+         floor`, nothing else), both served by `host_test::sim::p3` with one instance taking every \
          request (up to {} at once, never retired), the token fetched by the warm-up request; \
          and the WASI 0.2 per-request path of section 6, users-service + `{}` with an \
          instance per request. Each request makes the service call the mock's users page over \
@@ -343,7 +343,7 @@ fn page(what: &str, status: u16, body: &[u8]) -> Result<(), String> {
 /// connection of its own (as `serve::get`, the sequential rows' client), on a one-worker
 /// runtime; their statuses and bodies.
 fn get_all(url: &str, n: usize) -> Result<Vec<(u16, Bytes)>, String> {
-    let runtime = host_test::serve::client_runtime();
+    let runtime = host_test::sim::serve::client_runtime();
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
     runtime.block_on(async {
         let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(get(uri.clone()))).collect();

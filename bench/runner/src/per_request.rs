@@ -20,7 +20,7 @@ use host_test::host::{ApiRequest, Host, InstanceOptions};
 use host_test::inject::{Injection, Injector};
 use host_test::keyvalue::MapKv;
 use host_test::mock::MockMangopay;
-use host_test::serve::{self, Flavor, ServeOptions, Server, Service};
+use host_test::sim::serve::{self, Flavor, ServeOptions, Server, Service};
 use host_test::store::{HostStore, MapStore};
 use std::hint::black_box;
 use std::sync::Arc;

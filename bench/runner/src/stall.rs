@@ -13,7 +13,7 @@ use crate::stats::show;
 use host_test::clock::VirtualClock;
 use host_test::keyvalue::MapKv;
 use host_test::mock::MockMangopay;
-use host_test::serve::{self, Flavor, ServeOptions, Server, Service};
+use host_test::sim::serve::{self, Flavor, ServeOptions, Server, Service};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

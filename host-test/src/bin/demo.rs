@@ -13,8 +13,8 @@ use host_test::host::{Config, Environment, Error, Host, HttpRequest, InstanceOpt
 use host_test::http_client;
 use host_test::keyvalue::MapKv;
 use host_test::mock::MockMangopay;
-use host_test::p3::{self, Adapter, Middleware, P3Options, P3Server, P3Service};
-use host_test::serve::{self, Flavor, ServeOptions, Server, Service};
+use host_test::sim::p3::{self, Adapter, Middleware, P3Options, P3Server, P3Service};
+use host_test::sim::serve::{self, Flavor, ServeOptions, Server, Service};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@
 
 use host_test::clock::VirtualClock;
 use host_test::keyvalue::RedisKv;
-use host_test::serve::{ServeOptions, Server, Service};
+use host_test::sim::serve::{ServeOptions, Server, Service};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;

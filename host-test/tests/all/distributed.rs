@@ -22,7 +22,7 @@ use host_platforms::{
 };
 use host_test::fixture::API_KEY;
 use host_test::mock::{ClientRules, MockMangopay};
-use host_test::serve::{self, Reply, counts, sources};
+use host_test::sim::serve::{self, Reply, counts, sources};
 use host_test::store::RedisServer;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -1,6 +1,6 @@
 //! WASI 0.3: a service with no auth code (`examples/users-p3`, `wasi:http/handler@0.3.0`)
 //! with a `wasi:http/client@0.3.0` middleware plugged into its client import (wac), served as
-//! `wasmtime serve` 48 serves it (`host_test::p3`: instances reused for up to 16 concurrent and
+//! `wasmtime serve` 48 serves it (`host_test::sim::p3`: instances reused for up to 16 concurrent and
 //! 128 requests), against the mock Mangopay or a recording upstream on 127.0.0.1.
 //!
 //! The plumbing is tested with the benchmark floor (`bench/floor-middleware`: `authorization:
@@ -13,7 +13,7 @@ use host_test::fixture::{API_KEY, CLIENT_ID};
 use host_test::inject::{Injection, Injector};
 use host_test::keyvalue::MapKv;
 use host_test::mock::{Canned, MockMangopay};
-use host_test::p3::{
+use host_test::sim::p3::{
     self, Adapter, Answer, Dispatch, Middleware, P3Options, P3Server, P3Service, Upstream,
 };
 use host_test::store::MapStore;

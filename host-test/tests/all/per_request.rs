@@ -7,7 +7,7 @@ use host_test::clock::VirtualClock;
 use host_test::fixture::{API_KEY, CLIENT_ID};
 use host_test::keyvalue::{KvBackend, MapKv, RedisKv};
 use host_test::mock::MockMangopay;
-use host_test::serve::{self, Flavor, Reply, ServeOptions, Server, Service, counts, sources};
+use host_test::sim::serve::{self, Flavor, Reply, ServeOptions, Server, Service, counts, sources};
 use host_test::store::{HostStore, MapStore, RedisServer};
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};

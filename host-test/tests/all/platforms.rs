@@ -38,7 +38,7 @@ use host_platforms::{
 };
 use host_test::fixture::API_KEY;
 use host_test::mock::{ClientRules, MockMangopay};
-use host_test::serve::{self, Reply, counts, sources};
+use host_test::sim::serve::{self, Reply, counts, sources};
 use std::io::Write as _;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -773,7 +773,7 @@ impl Endpoint {
 /// among its imports `required` and `wasi:cli/environment`, and none that `refused` names.
 fn assert_served_p3_surface(platform: Platform, required: &[&str], refused: fn(&str) -> bool) {
     let wasm = platform::served_p3_wasm(platform).expect("the composition");
-    let (imports, exports) = host_test::p3::world_of(&wasm).expect("a component");
+    let (imports, exports) = host_test::sim::p3::world_of(&wasm).expect("a component");
     assert_eq!(exports, ["wasi:http/handler@0.3.0"]);
     for import in required {
         assert!(imports.iter().any(|i| i == import), "{import}: {imports:?}");

@@ -15,7 +15,7 @@ use super::platforms::tool;
 use host_platforms::backends::{self, NatsServer};
 use host_platforms::{self as platform, Platform, PlatformProcess};
 use host_test::fixture::API_KEY;
-use host_test::serve::{self, Reply, sources};
+use host_test::sim::serve::{self, Reply, sources};
 use host_test::store::RedisServer;
 use std::time::{Duration, Instant};
 

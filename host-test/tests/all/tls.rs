@@ -13,8 +13,8 @@ use host_test::host::{
 };
 use host_test::keyvalue::MapKv;
 use host_test::mock::{ClientAuth, MockMangopay};
-use host_test::p3::{self, Adapter, Middleware, P3Options, P3Server, P3Service};
-use host_test::serve::{self, Flavor, ServeOptions, Server, counts, sources};
+use host_test::sim::p3::{self, Adapter, Middleware, P3Options, P3Server, P3Service};
+use host_test::sim::serve::{self, Flavor, ServeOptions, Server, counts, sources};
 use host_test::tls::{TestPki, TlsHooks};
 use std::sync::{Arc, OnceLock};
 

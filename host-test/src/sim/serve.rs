@@ -84,7 +84,7 @@ pub struct ServeOptions {
     /// The `token-store` import, for a component composed without an adapter.
     pub token_store: Option<Arc<dyn HostStore>>,
     /// Each instance's outgoing-request hooks (e.g. `tls::TlsHooks`); the network when none.
-    pub hooks: Option<crate::p3::HooksFactory>,
+    pub hooks: Option<crate::sim::p3::HooksFactory>,
 }
 
 struct Inner {
