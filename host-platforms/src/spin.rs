@@ -53,7 +53,8 @@ pub fn spin_manifest(shipped: &str, extra: &[SpinComponent]) -> Result<(String, 
     let shipped_variables = table("variables");
     let shipped_environment = table("environment");
     let mut manifest = shipped.trim_end().to_owned();
-    manifest.push_str("\n\n# Added by the platform tests (host-test/src/platform.rs): copies of\n");
+    manifest
+        .push_str("\n\n# Added by the platform tests (host-platforms/src/spin.rs): copies of\n");
     manifest.push_str("# [component.users], each with its own route and variables.\n");
     for component in extra {
         let id = &component.id;

@@ -1,5 +1,12 @@
 //! Runs the mangopay-auth component the way a real host does (wasmtime, wasmtime-wasi,
 //! wasmtime-wasi-http) against a mock Mangopay on 127.0.0.1, with host-supplied virtual clocks.
+//!
+//! The harness: the built components (`artifact`, from `build.rs`), one host context (`host`:
+//! `State`, `Host`, `Instance`; `fixture` for a test world), the mocks (`mock`, `tls`),
+//! composition (`compose`), the host's own HTTP calls (`http_client`), fault hooks (`inject`),
+//! the host's token stores and wasi:keyvalue (`store`, `keyvalue`), and the simulated
+//! platform hosts (`sim`). The real platforms live in the crate `host-platforms`, the
+//! benchmark in `bench/runner`.
 
 pub mod artifact;
 pub mod clock;
