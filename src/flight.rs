@@ -5,8 +5,9 @@
 //! The blocking driver needs none of this: it runs one call at a time.
 
 use crate::error::Error;
-use crate::lifecycle::{Begin, Lifecycle, Renewal};
+use crate::lifecycle::{Begin, Lifecycle, Ready, Renewal};
 use crate::ports::Clock;
+use crate::secret::Secret;
 use std::time::Duration;
 
 /// The renewals of one instance.
@@ -22,8 +23,8 @@ pub struct Flight {
 
 /// What a caller without a usable token does.
 pub enum Step {
-    /// Send the held token (`Lifecycle::sendable`).
-    Ready,
+    /// Send this `Bearer` value: the held token's.
+    Ready(Secret),
     /// No token may be sent, and none may be requested yet.
     Failed(Error),
     /// Another caller renews and no token lives: once renewal `.0` ended (`Flight::ended`),
@@ -48,12 +49,12 @@ impl Flight {
     pub fn begin<T, C: Clock>(&mut self, tokens: &Lifecycle<T, C>, now: Duration) -> Step {
         if let Some((number, _)) = self.renewing.filter(|(_, until)| now < *until) {
             return match tokens.sendable(now) {
-                Some(_) => Step::Ready,
+                Some(bearer) => Step::Ready(bearer),
                 None => Step::Wait(number),
             };
         }
         match tokens.begin(now) {
-            Begin::Ready(_) => Step::Ready,
+            Begin::Ready(ready) => Step::Ready(ready.token.bearer.clone()),
             Begin::Failed(error) => Step::Failed(error),
             Begin::Renew(renewal) => {
                 self.begun += 1;
@@ -65,7 +66,7 @@ impl Flight {
     }
 
     /// Renewal `number` ended with `result`.
-    pub fn end(&mut self, number: u64, result: &Result<Duration, Error>) {
+    pub fn end(&mut self, number: u64, result: &Result<Ready, Error>) {
         if self.renewing.is_some_and(|(n, _)| n == number) {
             self.renewing = None;
         }

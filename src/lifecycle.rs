@@ -30,6 +30,7 @@ use crate::shared::{Acquired, Lead, Outcome, WAIT_FIRST, millis, next_pause};
 use crate::token::{Status, StoreHealth};
 use crate::wire;
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 use zeroize::Zeroize;
 
@@ -211,20 +212,15 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
                 &own
             }
         };
-        let now = self.renew(now, deadline)?;
-        let state = self.state.borrow();
-        match state.held.as_ref() {
-            Some(token) => Ok(f(token, now)),
-            None => Err(Error::InvalidRequest("no token held".into())),
-        }
+        let ready = self.renew(now, deadline)?;
+        Ok(f(&ready.token, ready.at))
     }
 
     /// Makes the held token one that may be sent, or says why there is none: `begin`, then
     /// the renewal's actions over the blocking transport and clock (the blocking driver).
-    /// Returns the monotonic time after the work.
-    fn renew(&self, now: Duration, deadline: &Deadline) -> Result<Duration, Error> {
+    fn renew(&self, now: Duration, deadline: &Deadline) -> Result<Ready, Error> {
         let mut renewal = match self.begin(now) {
-            Begin::Ready(now) => return Ok(now),
+            Begin::Ready(ready) => return Ok(ready),
             Begin::Failed(error) => return Err(error),
             Begin::Renew(renewal) => renewal,
         };
@@ -241,11 +237,19 @@ impl<T: Transport, C: Clock> Lifecycle<T, C> {
     }
 }
 
+/// A token that may be sent, as `Begin::Ready` and `Action::Done` hand it to their driver:
+/// the held one (usable, or alive while a cool-down or another caller's renewal lasts) or one
+/// just adopted or fetched, which the client now holds.
+pub struct Ready {
+    pub token: Rc<HeldToken>,
+    /// The monotonic time after the work.
+    pub at: Duration,
+}
+
 /// What a caller without a usable token does (`Lifecycle::begin`).
 pub enum Begin {
-    /// A token may be sent: the held one (usable, or alive while a cool-down or another
-    /// caller's renewal lasts) or one just adopted. The monotonic time after the work.
-    Ready(Duration),
+    /// Send this token.
+    Ready(Ready),
     /// No token may be sent, and none may be requested yet (a cool-down).
     Failed(Error),
     /// This caller renews: drive the `Renewal` (`Lifecycle::next`) to its end. A driver
@@ -259,8 +263,8 @@ pub enum Action<'a> {
     Sleep(Duration),
     /// Send this token request and hand its outcome to `Lifecycle::answered`.
     Send(TokenRequest<'a>),
-    /// The renewal ended: the monotonic time after it, or why no token may be sent.
-    Done(Result<Duration, Error>),
+    /// The renewal ended: the token to send, or why no token may be sent.
+    Done(Result<Ready, Error>),
 }
 
 /// A renewal under way: where it stands. It ends with `Action::Done`; then its driver drops it.
@@ -268,7 +272,9 @@ pub struct Renewal {
     /// Looking at the shared store (or not, without one), with this pause before the next
     /// look while another instance holds the lease; `None` once fetching.
     acquiring: Option<Duration>,
-    held_alive: bool,
+    /// The held token, if it lived when the renewal began: served while another instance
+    /// renews (`Acquired::ServeAlive(None)`).
+    held: Option<Rc<HeldToken>>,
     /// The store's lease, when this instance fetches as its holder.
     lead: Option<Lead>,
     started: Duration,
@@ -286,8 +292,8 @@ enum StoreAnswer {
     Fetch(Option<Lead>),
     /// Another instance holds the lease: wait this long, then look again.
     Wait(Duration),
-    /// The renewal ends here: the monotonic time after it, or why no token may be sent.
-    Done(Result<Duration, Error>),
+    /// The renewal ends here: the token to send, or why no token may be sent.
+    Done(Result<Ready, Error>),
 }
 
 impl<T, C: Clock> Lifecycle<T, C> {
@@ -300,13 +306,13 @@ impl<T, C: Clock> Lifecycle<T, C> {
         let mut state = self.state.borrow_mut();
         if let Some(served) = state.while_blocked(now) {
             return match served {
-                Ok(()) => Begin::Ready(now),
+                Ok(token) => Begin::Ready(Ready { token, at: now }),
                 Err(error) => Begin::Failed(error),
             };
         }
         Begin::Renew(Renewal {
             acquiring: Some(WAIT_FIRST),
-            held_alive: state.alive(now),
+            held: state.alive(now).cloned(),
             lead: None,
             started: now,
             attempts: 0,
@@ -340,7 +346,7 @@ impl<T, C: Clock> Lifecycle<T, C> {
     /// The renewal's next step.
     pub fn next(&self, renewal: &mut Renewal, deadline: &Deadline) -> Action<'_> {
         if let Some(pause) = renewal.acquiring {
-            match self.acquire(renewal.held_alive, deadline, pause) {
+            match self.acquire(renewal.held.as_ref(), deadline, pause) {
                 StoreAnswer::Fetch(lead) => {
                     renewal.acquiring = None;
                     renewal.lead = lead;
@@ -379,12 +385,18 @@ impl<T, C: Clock> Lifecycle<T, C> {
         renewal.outcome = Some(self.read_answer(response, renewal.sent_at));
     }
 
-    /// The shared store's answer to a renewal (`StoreAnswer`).
-    fn acquire(&self, held_alive: bool, deadline: &Deadline, pause: Duration) -> StoreAnswer {
+    /// The shared store's answer to a renewal (`StoreAnswer`) that began with `held` alive.
+    fn acquire(
+        &self,
+        held: Option<&Rc<HeldToken>>,
+        deadline: &Deadline,
+        pause: Duration,
+    ) -> StoreAnswer {
         let Some(shared) = self.shared.as_deref() else {
             return StoreAnswer::Fetch(None);
         };
         let health = self.store_health();
+        let held_alive = held.is_some();
         let acquired = shared.acquire(&self.clock, &self.settings, held_alive, deadline, pause);
         self.store_health_logged(health);
         // A usable token in the store was fetched after any cool-down this instance knows
@@ -403,15 +415,23 @@ impl<T, C: Clock> Lifecycle<T, C> {
                         (Field::SecondsLeft, Value::Number(token.seconds_left(now))),
                     ],
                 );
-                let mut state = self.state.borrow_mut();
-                state.held = Some(token);
-                state.source = Some(Source::SharedStore);
-                StoreAnswer::Done(Ok(self.clock.monotonic()))
+                let token = self.state.borrow_mut().hold(token, Source::SharedStore);
+                StoreAnswer::Done(Ok(Ready {
+                    token,
+                    at: self.clock.monotonic(),
+                }))
             }
-            Acquired::ServeAlive(None) => {
-                self.state.borrow_mut().source = Some(Source::InstanceCache);
-                StoreAnswer::Done(Ok(self.clock.monotonic()))
-            }
+            // The store serves this instance's token only when told it lives (`held_alive`).
+            Acquired::ServeAlive(None) => match held {
+                Some(token) => {
+                    self.state.borrow_mut().source = Some(Source::InstanceCache);
+                    StoreAnswer::Done(Ok(Ready {
+                        token: token.clone(),
+                        at: self.clock.monotonic(),
+                    }))
+                }
+                None => StoreAnswer::Wait(pause),
+            },
             Acquired::Blocked { error, remaining } => {
                 self.log(
                     Level::Debug,
@@ -423,12 +443,11 @@ impl<T, C: Clock> Lifecycle<T, C> {
                     ],
                 );
                 let now = self.clock.monotonic();
-                let mut state = self.state.borrow_mut();
-                state.blocked_by_fleet(error, remaining, now);
-                StoreAnswer::Done(match state.while_blocked(now) {
-                    Some(served) => served.map(|()| now),
-                    None => Ok(now),
-                })
+                let served = self
+                    .state
+                    .borrow_mut()
+                    .blocked_by_fleet(error, remaining, now);
+                StoreAnswer::Done(served.map(|token| Ready { token, at: now }))
             }
             Acquired::TimedOut(error) => {
                 self.log(Level::Warn, "lease-wait-timed-out", &[]);
@@ -451,7 +470,7 @@ impl<T, C: Clock> Lifecycle<T, C> {
         lead: Option<Lead>,
         started: Duration,
         attempts: u32,
-    ) -> Result<Duration, Error> {
+    ) -> Result<Ready, Error> {
         let now = self.clock.monotonic();
         let health = self.store_health();
         let mut state = self.state.borrow_mut();
@@ -478,10 +497,10 @@ impl<T, C: Clock> Lifecycle<T, C> {
                 if let (Some(shared), Some(lead)) = (&self.shared, lead) {
                     shared.finish(&self.clock, &self.settings, lead, Outcome::Fetched(&token));
                 }
-                state.fetched(token);
+                let token = state.fetched(token);
                 drop(state);
                 self.store_health_logged(health);
-                Ok(now)
+                Ok(Ready { token, at: now })
             }
             Err(failure) => {
                 if let Some(lead) = &lead {
@@ -514,7 +533,7 @@ impl<T, C: Clock> Lifecycle<T, C> {
                 }
                 drop(state);
                 self.store_health_logged(health);
-                served.map(|()| now)
+                served.map(|token| Ready { token, at: now })
             }
         }
     }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::fakes::*;
-use crate::lifecycle::Action;
+use crate::lifecycle::{Action, Ready};
 use crate::retry::Deadline;
 
 type Tokens = Lifecycle<FakeTransport, FakeClock>;
@@ -10,7 +10,7 @@ fn tokens(transport: &FakeTransport, clock: &FakeClock) -> Tokens {
 }
 
 /// Drives `renewal` as the async driver does, but with the fake transport: one step at a time.
-fn drive(tokens: &Tokens, mut renewal: Renewal) -> Result<Duration, Error> {
+fn drive(tokens: &Tokens, mut renewal: Renewal) -> Result<Ready, Error> {
     let deadline = Deadline::start(tokens.clock(), tokens.settings.retry.budget);
     loop {
         match tokens.next(&mut renewal, &deadline) {
@@ -67,10 +67,10 @@ fn past_the_refresh_point_callers_send_the_live_token_while_one_renews() {
         panic!("one caller renews");
     };
     for _ in 0..10 {
-        assert!(matches!(
-            flight.begin(&tokens, clock.monotonic()),
-            Step::Ready
-        ));
+        let Step::Ready(bearer) = flight.begin(&tokens, clock.monotonic()) else {
+            panic!("the live token is sent");
+        };
+        assert_eq!(bearer.expose(), "Bearer t1");
         let bearer = tokens.sendable(clock.monotonic()).expect("the live token");
         assert_eq!(bearer.expose(), "Bearer t1");
     }
@@ -99,7 +99,10 @@ fn a_failed_renewal_answers_every_waiting_caller_with_its_error() {
         .map(|_| flight.begin(&tokens, clock.monotonic()))
         .collect();
     let result = drive(&tokens, renewal);
-    let error = result.clone().expect_err("fails");
+    let Err(error) = &result else {
+        panic!("fails");
+    };
+    let error = error.clone();
     flight.end(n, &result);
     for step in waiting {
         let Step::Wait(number) = step else {

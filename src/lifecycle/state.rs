@@ -7,12 +7,14 @@ use crate::retry::{self, Failure};
 use crate::settings::CoolDown;
 use crate::shared::TokenMark;
 use crate::token::{HeldToken, Source};
+use std::rc::Rc;
 use std::time::Duration;
 
 /// A held token and what a client remembers between calls.
 #[derive(Default)]
 pub(super) struct State {
-    pub(super) held: Option<HeldToken>,
+    /// Shared with the drivers it is handed to (`Ready`): a handle, not a copy of the secret.
+    pub(super) held: Option<Rc<HeldToken>>,
     pub(super) source: Option<Source>,
     /// No token request before `until`; meanwhile calls get `error` (or the held token while
     /// it lives).
@@ -31,25 +33,36 @@ pub(super) struct Block {
 }
 
 impl State {
-    pub(super) fn alive(&self, now: Duration) -> bool {
-        self.held.as_ref().is_some_and(|t| t.is_alive(now))
+    /// The held token if it still lives at `now` (`ALIVE_GUARD` left).
+    pub(super) fn alive(&self, now: Duration) -> Option<&Rc<HeldToken>> {
+        self.held.as_ref().filter(|t| t.is_alive(now))
+    }
+
+    /// The held token, served from this instance's cache, if it still lives at `now`.
+    fn serve_alive(&mut self, now: Duration) -> Option<Rc<HeldToken>> {
+        serve_alive(&self.held, &mut self.source, now)
+    }
+
+    /// `token`, held from now on, as `source` gave it.
+    pub(super) fn hold(&mut self, token: HeldToken, source: Source) -> Rc<HeldToken> {
+        self.source = Some(source);
+        self.held.insert(Rc::new(token)).clone()
     }
 
     /// While a block lasts: the held token if it still lives, else the blocking error.
     /// `None` once no block forbids a token request.
-    pub(super) fn while_blocked(&mut self, now: Duration) -> Option<Result<(), Error>> {
+    pub(super) fn while_blocked(&mut self, now: Duration) -> Option<Result<Rc<HeldToken>, Error>> {
         let block = self.block.as_ref().filter(|b| now < b.until)?;
-        if self.alive(now) {
-            self.source = Some(Source::InstanceCache);
-            return Some(Ok(()));
+        if let Some(token) = serve_alive(&self.held, &mut self.source, now) {
+            return Some(Ok(token));
         }
         Some(Err(block.error.clone().with_retry_in(block.until - now)))
     }
 
-    pub(super) fn fetched(&mut self, token: HeldToken) {
+    /// A token was fetched: it is held, and handed to the driver.
+    pub(super) fn fetched(&mut self, token: HeldToken) -> Rc<HeldToken> {
         self.recovered();
-        self.held = Some(token);
-        self.source = Some(Source::FreshFetch);
+        self.hold(token, Source::FreshFetch)
     }
 
     /// A token came (this instance's or the fleet's): the cool-down is over and the strikes
@@ -62,29 +75,28 @@ impl State {
 
     /// Blocks token requests as `retry::pause_after` says, `strikes` being the consecutive
     /// credential failures before this one (this instance's or the fleet's, whichever knows
-    /// more). Gives `Ok` if the held token may still be served, and the pause.
+    /// more). Gives the held token if it may still be served, and the pause.
     pub(super) fn failed(
         &mut self,
         failure: &Failure,
         strikes: u32,
         now: Duration,
         cool_down: &CoolDown,
-    ) -> (Result<(), Error>, Option<Duration>) {
-        let alive = self.alive(now);
+    ) -> (Result<Rc<HeldToken>, Error>, Option<Duration>) {
+        let alive = self.serve_alive(now);
         self.strikes = self.strikes.max(strikes);
         if retry::is_credential_failure(&failure.error) {
             self.strikes = self.strikes.saturating_add(1);
         }
-        let pause = retry::pause_after(failure, self.strikes, alive, cool_down);
+        let pause = retry::pause_after(failure, self.strikes, alive.is_some(), cool_down);
         if let Some(pause) = pause {
             self.block = Some(Block {
                 until: now.saturating_add(pause),
                 error: failure.error.clone(),
             });
         }
-        if alive {
-            self.source = Some(Source::InstanceCache);
-            return (Ok(()), pause);
+        if let Some(token) = alive {
+            return (Ok(token), pause);
         }
         let error = match pause {
             Some(pause) => failure.error.clone().with_retry_in(pause),
@@ -93,11 +105,32 @@ impl State {
         (Err(error), pause)
     }
 
-    /// A cool-down another instance published: no token request for `remaining`.
-    pub(super) fn blocked_by_fleet(&mut self, error: Error, remaining: Duration, now: Duration) {
+    /// A cool-down another instance published: no token request for `remaining`. Meanwhile
+    /// the held token if it still lives, else the cool-down's error.
+    pub(super) fn blocked_by_fleet(
+        &mut self,
+        error: Error,
+        remaining: Duration,
+        now: Duration,
+    ) -> Result<Rc<HeldToken>, Error> {
+        let served = self
+            .serve_alive(now)
+            .ok_or_else(|| error.clone().with_retry_in(remaining));
         self.block = Some(Block {
             until: now.saturating_add(remaining),
             error,
         });
+        served
     }
+}
+
+/// `held` if it still lives at `now`, served from this instance's cache (`source`).
+fn serve_alive(
+    held: &Option<Rc<HeldToken>>,
+    source: &mut Option<Source>,
+    now: Duration,
+) -> Option<Rc<HeldToken>> {
+    let token = held.as_ref().filter(|t| t.is_alive(now))?.clone();
+    *source = Some(Source::InstanceCache);
+    Some(token)
 }

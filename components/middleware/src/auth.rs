@@ -66,12 +66,7 @@ impl Auth {
             }
             let step = self.flight.borrow_mut().begin(&self.tokens, now);
             match step {
-                Step::Ready => {
-                    return self
-                        .tokens
-                        .sendable(now)
-                        .ok_or_else(|| Error::InvalidRequest("no token held".into()));
-                }
+                Step::Ready(bearer) => return Ok(bearer),
                 Step::Failed(error) => return Err(error),
                 Step::Renew(number, renewal) => {
                     let auth = self.clone();
