@@ -148,7 +148,7 @@ impl<T, C: Clock> Lifecycle<T, C> {
         );
         if let Some(shared) = &self.shared {
             let before = shared.health().0;
-            shared.reject(&self.clock, &self.settings, sent);
+            shared.reject(&self.clock, sent);
             self.store_health_logged(Some(before));
         }
     }
@@ -397,7 +397,7 @@ impl<T, C: Clock> Lifecycle<T, C> {
         };
         let health = self.store_health();
         let held_alive = held.is_some();
-        let acquired = shared.acquire(&self.clock, &self.settings, held_alive, deadline, pause);
+        let acquired = shared.acquire(&self.clock, held_alive, deadline, pause);
         self.store_health_logged(health);
         // A usable token in the store was fetched after any cool-down this instance knows
         // of: the fleet recovered, and the doubling starts again.
@@ -495,7 +495,7 @@ impl<T, C: Clock> Lifecycle<T, C> {
                     self.log(Level::Info, "cool-down-ended", &[]);
                 }
                 if let (Some(shared), Some(lead)) = (&self.shared, lead) {
-                    shared.finish(&self.clock, &self.settings, lead, Outcome::Fetched(&token));
+                    shared.finish(&self.clock, lead, Outcome::Fetched(&token));
                 }
                 let token = state.fetched(token);
                 drop(state);
@@ -529,7 +529,7 @@ impl<T, C: Clock> Lifecycle<T, C> {
                         },
                         None => Outcome::Failed,
                     };
-                    shared.finish(&self.clock, &self.settings, lead, outcome);
+                    shared.finish(&self.clock, lead, outcome);
                 }
                 drop(state);
                 self.store_health_logged(health);

@@ -14,6 +14,7 @@
 //! lease's `ttl_ms`, a cool-down's `pause_ms`) from when this instance first saw it.
 
 use crate::error::Error;
+use crate::origin::Origin;
 use crate::ports::{Clock, StoreError, TokenStore};
 use crate::redact;
 use crate::retry::Deadline;
@@ -127,11 +128,21 @@ pub enum Outcome<'a> {
 /// lives 20 minutes or so: a few suffice.
 pub const REJECTED_MEMORY: usize = 16;
 
-/// A client's store, its keys, the store's latest failure and the tokens the API refused.
+/// A client's store, what it needs of the settings (taken once), the store's latest failure
+/// and the tokens the API refused.
 pub struct Shared {
     store: Box<dyn TokenStore>,
     keys: Keys,
     lease_ttl: Duration,
+    /// `refresh-margin-ms`, for the tokens adopted from the store.
+    refresh_margin: Duration,
+    /// `cool-down.max-ms`: a shared cool-down's entry outlives its pause by this much.
+    cool_down_max: Duration,
+    /// The base URL, which a stored TLS fault's hint names.
+    base: Origin,
+    /// What no store error may show besides the token at hand: the API key and the Base64
+    /// credential (`redact::secrets`), taken once.
+    credentials: [Secret; 2],
     /// Already quoted (`redact::quote`): the host's text may echo a value.
     error: RefCell<Option<String>>,
     /// SHA-256 of each token the API refused, newest last: such a token is never adopted.
@@ -154,10 +165,15 @@ struct LeaseSeen {
 
 impl Shared {
     pub fn new(store: Box<dyn TokenStore>, settings: &Settings) -> Shared {
+        let [key, basic, _] = redact::secrets(settings, "");
         Shared {
             store,
             keys: Keys::new(settings),
             lease_ttl: lease_ttl(settings),
+            refresh_margin: settings.refresh_margin,
+            cool_down_max: settings.cool_down.max,
+            base: settings.base.clone(),
+            credentials: [Secret::new(key.into()), Secret::new(basic.into())],
             error: RefCell::new(None),
             rejected: RefCell::new(VecDeque::new()),
             lease_seen: RefCell::new(None),
@@ -174,18 +190,17 @@ impl Shared {
     pub fn acquire(
         &self,
         clock: &impl Clock,
-        settings: &Settings,
         held_alive: bool,
         deadline: &Deadline,
         pause: Duration,
     ) -> Acquired {
-        let alive = match self.look(clock, settings) {
+        let alive = match self.look(clock) {
             Look::Usable(token) => return Acquired::Adopted(token),
             Look::Unusable { alive, .. } => alive,
             Look::Failed => return Acquired::Direct,
         };
         let serve_alive = held_alive || alive.is_some();
-        match self.read_block(clock, settings) {
+        match self.read_block(clock) {
             Ok((_, Some(block))) if !block.remaining.is_zero() => {
                 return match serve_alive {
                     true => Acquired::ServeAlive(alive),
@@ -198,8 +213,8 @@ impl Shared {
             Ok(_) => {}
             Err(()) => return Acquired::Direct,
         }
-        match self.try_lease(clock, settings) {
-            Ok(Some(lease)) => return self.after_winning(clock, settings, held_alive, lease),
+        match self.try_lease(clock) {
+            Ok(Some(lease)) => return self.after_winning(clock, held_alive, lease),
             // Another instance renews: a live token is served meanwhile.
             Ok(None) if serve_alive => return Acquired::ServeAlive(alive),
             Ok(None) => {}
@@ -222,20 +237,14 @@ impl Shared {
     /// The lease was won. The previous holder may have published (a token or a cool-down)
     /// and released between the looks and the lease: look once more, or this instance would
     /// make a second token request. Every way out but `Leader` releases the lease.
-    fn after_winning(
-        &self,
-        clock: &impl Clock,
-        settings: &Settings,
-        held_alive: bool,
-        lease: Vec<u8>,
-    ) -> Acquired {
-        let found = match self.look(clock, settings) {
+    fn after_winning(&self, clock: &impl Clock, held_alive: bool, lease: Vec<u8>) -> Acquired {
+        let found = match self.look(clock) {
             Look::Usable(token) => Acquired::Adopted(token),
             Look::Unusable {
                 expected,
                 holds_token,
                 alive,
-            } => match self.read_block(clock, settings) {
+            } => match self.read_block(clock) {
                 Ok((_, Some(block))) if !block.remaining.is_zero() => {
                     match held_alive || alive.is_some() {
                         true => Acquired::ServeAlive(alive),
@@ -259,17 +268,17 @@ impl Shared {
             },
             Look::Failed => Acquired::Direct,
         };
-        self.release(settings, &lease, "");
+        self.release(&lease, "");
         found
     }
 
     /// Takes the lease if it is free: absent, released, not ours, or past its own TTL since
     /// this instance first saw it. `Ok(None)` while another instance holds a live one.
-    fn try_lease(&self, clock: &impl Clock, settings: &Settings) -> Result<Option<Vec<u8>>, ()> {
+    fn try_lease(&self, clock: &impl Clock) -> Result<Option<Vec<u8>>, ()> {
         let current = match self.store.get(&self.keys.lease) {
             Ok(current) => current,
             Err(e) => {
-                self.failed(e, &redact::secrets(settings, ""));
+                self.failed(e, "");
                 return Err(());
             }
         };
@@ -293,7 +302,7 @@ impl Shared {
             // Another instance took it first.
             Ok(false) => Ok(None),
             Err(e) => {
-                self.failed(e, &redact::secrets(settings, ""));
+                self.failed(e, "");
                 Err(())
             }
         }
@@ -323,34 +332,30 @@ impl Shared {
 
     /// Releases this instance's lease by compare-and-swap on its own value: a lease another
     /// instance took over (after this one's expired) is left alone.
-    fn release(&self, settings: &Settings, lease: &[u8], token: &str) {
+    fn release(&self, lease: &[u8], token: &str) {
         let released = released(&self.keys.id);
         let swapped =
             self.store
                 .compare_and_swap(&self.keys.lease, Some(lease), &released, RELEASED_TTL);
         if let Err(e) = swapped {
-            self.failed(e, &redact::secrets(settings, token));
+            self.failed(e, token);
         }
     }
 
     /// What the cool-down key holds (whatever it is: a lead replaces it by compare-and-swap)
     /// and the cool-down in it, if it is one of ours: `Err` when the store failed.
-    fn read_block(
-        &self,
-        clock: &impl Clock,
-        settings: &Settings,
-    ) -> Result<(Option<Vec<u8>>, Option<SharedBlock>), ()> {
-        let secrets = redact::secrets(settings, "");
+    fn read_block(&self, clock: &impl Clock) -> Result<(Option<Vec<u8>>, Option<SharedBlock>), ()> {
         let value = match self.store.get(&self.keys.block) {
             Ok(value) => value,
             Err(e) => {
-                self.failed(e, &secrets);
+                self.failed(e, "");
                 return Err(());
             }
         };
+        let secrets = self.secrets("");
         let block = value.as_deref().and_then(|value| {
             let mut block =
-                SharedBlock::decode(value, &self.keys.id, clock.wall(), &secrets, &settings.base)?;
+                SharedBlock::decode(value, &self.keys.id, clock.wall(), &secrets, &self.base)?;
             block.remaining = block
                 .remaining
                 .min(self.block_left(clock, value, block.pause));
@@ -379,11 +384,11 @@ impl Shared {
     /// The token entry as it is now: a token this instance may adopt, or what was read (to be
     /// replaced by compare-and-swap) and a live token in it, or a store failure (recorded for
     /// `token-status`).
-    fn look(&self, clock: &impl Clock, settings: &Settings) -> Look {
+    fn look(&self, clock: &impl Clock) -> Look {
         let expected = match self.store.get(&self.keys.token) {
             Ok(value) => value,
             Err(e) => {
-                self.failed(e, &redact::secrets(settings, ""));
+                self.failed(e, "");
                 return Look::Failed;
             }
         };
@@ -396,7 +401,7 @@ impl Shared {
         let mut alive = None;
         if let Some(found) = found {
             let now = clock.monotonic();
-            let token = HeldToken::adopt(found, now, clock.wall(), settings.refresh_margin);
+            let token = HeldToken::adopt(found, now, clock.wall(), self.refresh_margin);
             if token.is_usable(now) {
                 return Look::Usable(token);
             }
@@ -412,21 +417,14 @@ impl Shared {
     /// The lease holder's fetch is over: shares its token (replacing what was read, stale,
     /// foreign or corrupt, or whatever replaced that meanwhile if it is not a usable token)
     /// or its cool-down, then releases the lease. Every step is tried, store errors or not.
-    pub fn finish(&self, clock: &impl Clock, settings: &Settings, lead: Lead, outcome: Outcome) {
+    pub fn finish(&self, clock: &impl Clock, lead: Lead, outcome: Outcome) {
         match outcome {
             Outcome::Fetched(token) => {
-                let secrets = redact::secrets(settings, token.access_token.expose());
+                let held = token.access_token.expose();
                 let ttl = Duration::from_secs(token.seconds_left(clock.monotonic()));
                 let value = token.to_shared().encode(&self.keys.id);
                 let value = value.expose().as_bytes();
-                self.replace_token(
-                    clock,
-                    settings,
-                    lead.expected.as_deref(),
-                    value,
-                    ttl,
-                    &secrets,
-                );
+                self.replace_token(clock, lead.expected.as_deref(), value, ttl, held);
                 // The cool-down has ended in success: the strikes start again from zero. A key
                 // already cleared is left as it is.
                 let cleared = released(&self.keys.id);
@@ -438,10 +436,10 @@ impl Shared {
                         RELEASED_TTL,
                     );
                     if let Err(e) = swapped {
-                        self.failed(e, &secrets);
+                        self.failed(e, held);
                     }
                 }
-                self.release(settings, &lead.lease, token.access_token.expose());
+                self.release(&lead.lease, held);
             }
             Outcome::CoolDown {
                 error,
@@ -461,7 +459,7 @@ impl Shared {
                     let value = serde_json::to_vec(&entry).unwrap_or_default();
                     // Kept past its end for as long again as the longest cool-down, so that
                     // the next failure doubles it.
-                    let ttl = pause.saturating_add(settings.cool_down.max);
+                    let ttl = pause.saturating_add(self.cool_down_max);
                     let stored = self.store.compare_and_swap(
                         &self.keys.block,
                         lead.block.as_deref(),
@@ -469,12 +467,12 @@ impl Shared {
                         ttl,
                     );
                     if let Err(e) = stored {
-                        self.failed(e, &redact::secrets(settings, ""));
+                        self.failed(e, "");
                     }
                 }
-                self.release(settings, &lead.lease, "");
+                self.release(&lead.lease, "");
             }
-            Outcome::Failed => self.release(settings, &lead.lease, ""),
+            Outcome::Failed => self.release(&lead.lease, ""),
         }
     }
 
@@ -483,11 +481,10 @@ impl Shared {
     fn replace_token(
         &self,
         clock: &impl Clock,
-        settings: &Settings,
         expected: Option<&[u8]>,
         value: &[u8],
         ttl: Duration,
-        secrets: &[&str],
+        token: &str,
     ) {
         let mut expected = expected.map(<[u8]>::to_vec);
         for _ in 0..2 {
@@ -498,11 +495,11 @@ impl Shared {
                 Ok(true) => return self.ok(),
                 Ok(false) => {}
                 Err(e) => {
-                    self.failed(e, secrets);
+                    self.failed(e, token);
                     return;
                 }
             }
-            match self.look(clock, settings) {
+            match self.look(clock) {
                 Look::Unusable {
                     expected: now_there,
                     ..
@@ -516,7 +513,7 @@ impl Shared {
     /// holds it, the entry is replaced by a tombstone, by compare-and-swap on the exact value
     /// read so that a token another instance published meanwhile is kept. The tombstone does
     /// not decode, so the next instance to look takes the lease and fetches.
-    pub fn reject(&self, clock: &impl Clock, settings: &Settings, token: &str) {
+    pub fn reject(&self, clock: &impl Clock, token: &str) {
         {
             let mut rejected = self.rejected.borrow_mut();
             let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -527,12 +524,11 @@ impl Shared {
                 rejected.push_back(digest);
             }
         }
-        let secrets = redact::secrets(settings, token);
         let mut value = match self.store.get(&self.keys.token) {
             Ok(Some(value)) => value,
             Ok(None) => return self.ok(),
             Err(e) => {
-                self.failed(e, &secrets);
+                self.failed(e, token);
                 return;
             }
         };
@@ -551,7 +547,7 @@ impl Shared {
             match swapped {
                 Ok(_) => self.ok(),
                 Err(e) => {
-                    self.failed(e, &secrets);
+                    self.failed(e, token);
                 }
             }
         }
@@ -582,10 +578,18 @@ impl Shared {
         *self.error.borrow_mut() = None;
     }
 
+    /// What must never appear in an error (`redact::secrets`): the credentials and `token`,
+    /// the access token at hand (`""` for none).
+    fn secrets<'a>(&'a self, token: &'a str) -> [&'a str; 3] {
+        let [key, basic] = &self.credentials;
+        [key.expose(), basic.expose(), token]
+    }
+
     /// Records a store failure. The host's text is quoted like any text from outside, so a
-    /// store that echoes a value (a token) or a credential shows nothing of it.
-    fn failed(&self, error: StoreError, secrets: &[&str]) {
-        *self.error.borrow_mut() = Some(redact::quote(&error.0, secrets));
+    /// store that echoes a value (a token, `token` the one at hand) or a credential shows
+    /// nothing of it.
+    fn failed(&self, error: StoreError, token: &str) {
+        *self.error.borrow_mut() = Some(redact::quote(&error.0, &self.secrets(token)));
     }
 }
 
@@ -596,13 +600,12 @@ pub trait Sharing<C> {
     fn acquire(
         &self,
         clock: &C,
-        settings: &Settings,
         held_alive: bool,
         deadline: &Deadline,
         pause: Duration,
     ) -> Acquired;
-    fn finish(&self, clock: &C, settings: &Settings, lead: Lead, outcome: Outcome<'_>);
-    fn reject(&self, clock: &C, settings: &Settings, token: &str);
+    fn finish(&self, clock: &C, lead: Lead, outcome: Outcome<'_>);
+    fn reject(&self, clock: &C, token: &str);
     fn health(&self) -> (StoreHealth, Option<String>);
 }
 
@@ -610,20 +613,19 @@ impl<C: Clock> Sharing<C> for Shared {
     fn acquire(
         &self,
         clock: &C,
-        settings: &Settings,
         held_alive: bool,
         deadline: &Deadline,
         pause: Duration,
     ) -> Acquired {
-        Shared::acquire(self, clock, settings, held_alive, deadline, pause)
+        Shared::acquire(self, clock, held_alive, deadline, pause)
     }
 
-    fn finish(&self, clock: &C, settings: &Settings, lead: Lead, outcome: Outcome<'_>) {
-        Shared::finish(self, clock, settings, lead, outcome);
+    fn finish(&self, clock: &C, lead: Lead, outcome: Outcome<'_>) {
+        Shared::finish(self, clock, lead, outcome);
     }
 
-    fn reject(&self, clock: &C, settings: &Settings, token: &str) {
-        Shared::reject(self, clock, settings, token);
+    fn reject(&self, clock: &C, token: &str) {
+        Shared::reject(self, clock, token);
     }
 
     fn health(&self) -> (StoreHealth, Option<String>) {

@@ -165,14 +165,13 @@ fn a_lease_is_released_only_by_its_holder() {
     let settings = settings();
     let shared = Shared::new(Box::new(store.clone()), &settings);
     let deadline = Deadline::start(&clock, settings.retry.budget);
-    let Acquired::Leader(lead) = shared.acquire(&clock, &settings, false, &deadline, WAIT_FIRST)
-    else {
+    let Acquired::Leader(lead) = shared.acquire(&clock, false, &deadline, WAIT_FIRST) else {
         panic!("the lease is free");
     };
     // This instance's lease expired and another instance took it over.
     let theirs = lease_value(&keys().id, lease_ttl(&settings));
     store.insert(&keys().lease, &theirs);
-    shared.finish(&clock, &settings, lead, Outcome::Failed);
+    shared.finish(&clock, lead, Outcome::Failed);
     assert_eq!(store.value(&keys().lease), Some(theirs));
     drop(transport);
 }
@@ -231,15 +230,14 @@ fn a_fetch_that_outlives_the_entry_it_read_still_publishes() {
     let settings = settings();
     let shared = Shared::new(Box::new(store.clone()), &settings);
     let deadline = Deadline::start(&clock, settings.retry.budget);
-    let Acquired::Leader(lead) = shared.acquire(&clock, &settings, false, &deadline, WAIT_FIRST)
-    else {
+    let Acquired::Leader(lead) = shared.acquire(&clock, false, &deadline, WAIT_FIRST) else {
         panic!("the lease is free");
     };
     // The entry read expires in the store while the fetch runs.
     store.delete(&keys().token).expect("deleted");
     let response = wire::parse_token_response(token_body("new", 1200).as_bytes()).expect("ok");
     let token = HeldToken::new(response, clock.monotonic(), clock.wall(), secs(60));
-    shared.finish(&clock, &settings, lead, Outcome::Fetched(&token));
+    shared.finish(&clock, lead, Outcome::Fetched(&token));
     let stored = store.value(&keys().token).expect("published");
     let stored = SharedToken::decode(&stored, &keys().id).expect("a token");
     assert_eq!(stored.access_token.expose(), "new");
