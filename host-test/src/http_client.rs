@@ -16,13 +16,7 @@ pub struct Answer {
 /// Sends a body-less request and reads the whole answer.
 pub fn send(request: &HttpRequest) -> Result<Answer, String> {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    let runtime = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-    });
+    let runtime = RUNTIME.get_or_init(|| crate::net::runtime(1));
     let mut builder = http::Request::builder()
         .method(request.method.as_str())
         .uri(request.url.as_str());

@@ -17,6 +17,7 @@ pub mod http_client;
 pub mod inject;
 pub mod keyvalue;
 pub mod mock;
+pub mod net;
 pub mod process;
 pub mod sim;
 pub mod store;

@@ -45,14 +45,7 @@ impl RecordedRequest {
                 .uri
                 .path_and_query()
                 .map_or("/".into(), |p| p.to_string()),
-            headers: parts
-                .headers
-                .iter()
-                .map(|(n, v)| {
-                    let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                    (n.as_str().to_owned(), value)
-                })
-                .collect(),
+            headers: crate::net::header_pairs(&parts.headers),
             body,
         }
     }
@@ -217,15 +210,7 @@ impl MockMangopay {
             expires_in: 1200,
             ..MockState::default()
         }));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("a local address");
+        let (runtime, listener, addr) = crate::net::listen(1);
         let shared = state.clone();
         let over_tls = tls.is_some();
         runtime.spawn(async move {

@@ -222,14 +222,7 @@ impl WasiHttpHooks for Hooks {
             instance: self.instance,
             method: request.method().to_string(),
             uri: request.uri().to_string(),
-            headers: request
-                .headers()
-                .iter()
-                .map(|(n, v)| {
-                    let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                    (n.as_str().to_owned(), value)
-                })
-                .collect(),
+            headers: crate::net::header_pairs(request.headers()),
         };
         if let Ok(mut seen) = self.seen.lock() {
             seen.push(outgoing);

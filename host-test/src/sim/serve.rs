@@ -217,15 +217,7 @@ pub struct Server {
 impl Server {
     /// Serves `service` on an ephemeral 127.0.0.1 port, an instance per request.
     pub fn start(service: Arc<Service>, options: ServeOptions) -> Server {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("a local address");
+        let (runtime, listener, addr) = crate::net::listen(2);
         let inner = Arc::new(Inner {
             service,
             options,
@@ -299,13 +291,7 @@ impl Reply {
 /// The one-worker runtime the harness's HTTP clients run on.
 pub fn client_runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-    })
+    RUNTIME.get_or_init(|| crate::net::runtime(1))
 }
 
 /// A body-less GET, on a connection of its own, read to the end.
@@ -324,14 +310,7 @@ pub fn get(url: &str) -> Result<Reply, String> {
             .map_err(|e| format!("{e:?}"))?;
         let driver = tokio::spawn(io);
         let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                (n.as_str().to_owned(), value)
-            })
-            .collect();
+        let headers = crate::net::header_pairs(response.headers());
         let bytes = response
             .into_body()
             .collect()

@@ -58,14 +58,7 @@ where
     B::Error: std::fmt::Debug,
 {
     let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(n, v)| {
-            let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
-            (n.as_str().to_owned(), value)
-        })
-        .collect();
+    let headers = crate::net::header_pairs(response.headers());
     let body = response
         .into_body()
         .collect()
@@ -116,11 +109,7 @@ pub struct P3Server {
 impl P3Server {
     /// Serves `service` on an ephemeral 127.0.0.1 port.
     pub fn start(service: Arc<P3Service>, options: P3Options) -> P3Server {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
+        let runtime = crate::net::runtime(2);
         let dispatch = options.dispatch;
         let inner = Arc::new(Inner {
             service,

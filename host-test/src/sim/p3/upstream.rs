@@ -31,15 +31,7 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Upstream {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("a local address");
+        let (runtime, listener, addr) = crate::net::listen(1);
         let requests: Arc<Mutex<Vec<RecordedRequest>>> = Arc::default();
         let gate: Arc<Gate> = Arc::default();
         let (seen, held) = (requests.clone(), gate.clone());
