@@ -17,6 +17,22 @@
 //! each token request went. The blocking driver is `Lifecycle::renew` below, over the blocking
 //! `Transport` of the WASI 0.2 components; the WASI 0.3 middleware drives the same steps with
 //! `await`, so no rule is written twice.
+//!
+//! A driver calls, in this order (the blocking `with_token`/`renew` below, the middleware's
+//! `Auth::bearer`/`renew` in components/middleware/src/auth.rs):
+//! 1. the cached path at `now`: `with_token`'s held-token check, or `usable(now)`: a token
+//!    before its refresh point is sent at once;
+//! 2. `begin(now)` (through `flight::Flight::begin` where callers run concurrently, so that
+//!    one of them renews): `Ready` sends its token, `Failed` is the caller's error, `Renew`
+//!    goes on to 3;
+//! 3. `next(&mut renewal, &deadline)` until it says `Done`: `Sleep(d)` waits `d` and counts
+//!    it against the deadline, `Send(request)` sends the token request and hands its outcome
+//!    to `answered`, `Done` gives the token to send (now held) or the error;
+//! 4. after an API answer, `check_response`, and `rejected` when Mangopay refused the token
+//!    sent, before one renewal and resend (`send`).
+//!
+//! Time comes in at 1 and 2; `next` still reads the clock and calls the shared store itself
+//! (the store's answers are not yet inputs of the steps).
 
 use crate::authorize::{self, HttpRequest, Verdict};
 use crate::error::{self, Error};
