@@ -2,8 +2,6 @@
 //! client wasmtime-wasi-http uses for the component, so http and https both work.
 
 use crate::host::HttpRequest;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
 use std::sync::OnceLock;
 
 /// Status and body of an answer.
@@ -34,24 +32,10 @@ pub fn send(request: &HttpRequest) -> Result<Answer, String> {
             builder = builder.header("host", authority.as_str());
         }
     }
-    let body = Empty::<Bytes>::new().map_err(|never| match never {});
-    let outgoing = builder.body(body).map_err(|e| e.to_string())?;
-    runtime.block_on(async {
-        let (response, io) = wasmtime_wasi_http::default_send_request(outgoing, None)
-            .await
-            .map_err(|e| e.to_string())?;
-        let driver = tokio::spawn(io);
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        driver.abort();
-        Ok(Answer {
-            status,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        })
+    let outgoing = builder.body(()).map_err(|e| e.to_string())?;
+    let answer = runtime.block_on(crate::net::fetch(outgoing))?;
+    Ok(Answer {
+        status: answer.status,
+        body: String::from_utf8_lossy(&answer.body).into_owned(),
     })
 }

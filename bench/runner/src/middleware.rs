@@ -30,7 +30,6 @@ use host_test::keyvalue::MapKv;
 use host_test::mock::{Canned, MockMangopay, TOKEN_PATH};
 use host_test::sim::p3::{self, Adapter, Middleware, P3Options, P3Server, P3Service};
 use host_test::sim::serve::{self, Flavor, ServeOptions, Server, Service};
-use http_body_util::{BodyExt, Empty};
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -356,25 +355,8 @@ fn get_all(url: &str, n: usize) -> Result<Vec<(u16, Bytes)>, String> {
 }
 
 async fn get(uri: http::Uri) -> Result<(u16, Bytes), String> {
-    let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
-    let body = Empty::<Bytes>::new().map_err(|never| match never {});
-    let request = http::Request::get(uri)
-        .header("host", authority)
-        .body(body)
-        .map_err(|e| e.to_string())?;
-    let (response, io) = wasmtime_wasi_http::default_send_request(request, None)
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    let driver = tokio::spawn(io);
-    let status = response.status().as_u16();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("{e:?}"))?
-        .to_bytes();
-    driver.abort();
-    Ok((status, bytes))
+    let answer = host_test::net::get(uri).await?;
+    Ok((answer.status, answer.body))
 }
 
 /// A variant's single timings as `measure` sums them up (the mean of each round's batch, the

@@ -9,7 +9,7 @@ use crate::host::State;
 use crate::keyvalue::{self, KvBackend, KvCtx};
 use crate::store::HostStore;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -298,31 +298,11 @@ pub fn client_runtime() -> &'static tokio::runtime::Runtime {
 pub fn get(url: &str) -> Result<Reply, String> {
     let runtime = client_runtime();
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
-    let body = Empty::<Bytes>::new().map_err(|never| match never {});
-    let request = http::Request::get(uri)
-        .header("host", authority)
-        .body(body)
-        .map_err(|e| e.to_string())?;
-    runtime.block_on(async {
-        let (response, io) = wasmtime_wasi_http::default_send_request(request, None)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        let driver = tokio::spawn(io);
-        let status = response.status().as_u16();
-        let headers = crate::net::header_pairs(response.headers());
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("{e:?}"))?
-            .to_bytes();
-        driver.abort();
-        Ok(Reply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        })
+    let answer = runtime.block_on(crate::net::get(uri))?;
+    Ok(Reply {
+        status: answer.status,
+        headers: answer.headers,
+        body: String::from_utf8_lossy(&answer.body).into_owned(),
     })
 }
 
