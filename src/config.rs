@@ -4,12 +4,9 @@
 use crate::error::Error;
 use crate::origin::{Origin, UrlError};
 use crate::secret::Secret;
+use crate::settings::{CoolDown, RetryPolicy, Settings, Timeouts};
 use crate::wire;
 use std::time::Duration;
-
-// The validated values live in `settings`, below every module that reads them; they are
-// kept here at their first path.
-pub use crate::settings::{CoolDown, RetryPolicy, Settings, Timeouts};
 
 pub const SANDBOX_URL: &str = "https://api.sandbox.mangopay.com";
 pub const PRODUCTION_URL: &str = "https://api.mangopay.com";
@@ -219,6 +216,10 @@ impl Settings {
         })
     }
 }
+
+/// The largest request body the WASI 0.3 middleware keeps to send again after a refused
+/// token (`middleware::resend_body_max` reads it).
+pub const RESEND_BODY_MAX_VAR: &str = "MANGOPAY_AUTH_RESEND_BODY_MAX";
 
 /// The default client's configuration from `MANGOPAY_*` environment variables.
 pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<ClientConfig, Error> {

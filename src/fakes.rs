@@ -458,8 +458,8 @@ mod clients {
     }
 
     /// The store keys of `config()`.
-    pub fn keys() -> crate::shared::Keys {
-        let settings = crate::config::Settings::new(config()).expect("valid config");
-        crate::shared::Keys::new(&settings)
+    pub fn keys() -> crate::shared::stored::Keys {
+        let settings = crate::settings::Settings::new(config()).expect("valid config");
+        crate::shared::stored::Keys::new(&settings)
     }
 }

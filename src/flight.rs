@@ -6,7 +6,6 @@
 
 use crate::error::Error;
 use crate::lifecycle::{Begin, Lifecycle, Ready, Renewal};
-use crate::ports::Clock;
 use crate::secret::Secret;
 use std::time::Duration;
 
@@ -31,7 +30,18 @@ pub enum Step {
     /// answer its error or begin again.
     Wait(u64),
     /// Drive this renewal (number `.0`) to its end, then tell `Flight::end`.
-    Renew(u64, Renewal),
+    Renew(u64, Box<Renewal>),
+}
+
+/// Where the renewal a caller waits for stands (`Flight::ended`).
+#[derive(Debug, PartialEq)]
+pub enum Waited {
+    /// Still under way: wait on.
+    Running,
+    /// Over with a token, or dropped unfinished: begin again.
+    Again,
+    /// Over with this error, which every caller that waited answers.
+    Failed(Error),
 }
 
 impl Default for Flight {
@@ -46,7 +56,7 @@ impl Default for Flight {
 
 impl Flight {
     /// Where a caller without a usable token stands at `now` (see `Lifecycle::begin`).
-    pub fn begin<T, C: Clock>(&mut self, tokens: &Lifecycle<T, C>, now: Duration) -> Step {
+    pub fn begin(&mut self, tokens: &Lifecycle, now: Duration) -> Step {
         if let Some((number, _)) = self.renewing.filter(|(_, until)| now < *until) {
             return match tokens.sendable(now) {
                 Some(bearer) => Step::Ready(bearer),
@@ -73,14 +83,17 @@ impl Flight {
         self.ended = (number, result.as_ref().map(|_| ()).map_err(Clone::clone));
     }
 
-    /// How renewal `number` ended, once it has (or its deadline passed) at `now`: `Ok` to
-    /// begin again (a token may be sent), or the error every caller that waited answers.
-    pub fn ended(&self, number: u64, now: Duration) -> Option<Result<(), Error>> {
+    /// Where renewal `number` stands at `now`: running (until it ends or its deadline
+    /// passes), or over.
+    pub fn ended(&self, number: u64, now: Duration) -> Waited {
         match self.renewing {
-            Some((n, until)) if n == number && now < until => None,
-            _ if self.ended.0 == number => Some(self.ended.1.clone()),
+            Some((n, until)) if n == number && now < until => Waited::Running,
+            _ if self.ended.0 == number => match &self.ended.1 {
+                Ok(()) => Waited::Again,
+                Err(error) => Waited::Failed(error.clone()),
+            },
             // Dropped unfinished: begin again.
-            _ => Some(Ok(())),
+            _ => Waited::Again,
         }
     }
 }

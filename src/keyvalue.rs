@@ -261,7 +261,7 @@ pub const SPIN_VARIABLES: [(&str, &str); 7] = [
     ("mangopay_auth_log", crate::log::LEVEL_VAR),
     (
         "mangopay_auth_resend_body_max",
-        crate::middleware::RESEND_BODY_MAX_VAR,
+        crate::config::RESEND_BODY_MAX_VAR,
     ),
 ];
 

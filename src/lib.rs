@@ -9,12 +9,13 @@
 //! - `middleware`: what the WASI 0.3 middleware decides (which requests get the token, errors).
 //! - `send`: an authorized API call end to end (checks, retries, a refused token renewed).
 //! - `flight`: one renewal at a time among the concurrent callers of one instance.
-//! - `client`: the front, one method per operation of the WIT `client` resource.
+//! - `client`: the front, one method per operation of the WIT `client` resource, and the
+//!   blocking driver of the renewal's steps (transport, clock and store are its).
 //! - `lifecycle`: when the held token is renewed, and what a failed renewal does; the
-//!   renewal's steps, sans-IO, for a blocking and an async driver. `lifecycle::state`: what a
-//!   client remembers between calls.
+//!   renewal's steps, sans-IO (time and answers in, actions out), for a blocking and an async
+//!   driver. `lifecycle::state`: what a client remembers between calls.
 //! - `shared`: sharing one token between instances through the token store (the lease, the
-//!   shared cool-down, `Sharing`). `shared::stored`: the store keys and the entries' formats.
+//!   shared cool-down, `Sharing`: what a driver answers the renewal's looks with). `shared::stored`: the store keys and the entries' formats.
 //! - `token`: the token's own types: the held token and its refresh point, the shared token,
 //!   where a token came from, the status a client reports.
 //! - `authorize`: which requests may carry the token, and what a 401 answer means.
@@ -52,17 +53,16 @@ pub mod token;
 pub mod wire;
 
 pub use authorize::{HttpRequest, Verdict};
-pub use client::{Client, Status, Token};
+pub use client::{Client, Token};
 pub use config::{
     ClientConfig, CoolDownConfig, Environment, RetryConfig, TimeoutsConfig, from_env,
 };
 pub use error::{ApiError, Error, OAuthError, UnexpectedResponse};
-pub use lifecycle::Source;
 pub use ports::{
     ApiAnswer, ApiCall, Clock, RawResponse, StoreError, TokenRequest, TokenStore, Transport,
     TransportError, TransportKind,
 };
 pub use secret::Secret;
 pub use send::{ApiRequest, ApiResponse};
-pub use shared::StoreHealth;
+pub use token::{Source, Status, StoreHealth};
 pub use wire::TokenProblem;

@@ -1,7 +1,7 @@
 //! Token lifecycle: the held token, when it is renewed, and what happens when renewal fails.
 //! Owns `Lifecycle` and the renewal's steps (`Begin`, `Renewal`, `Action`); the token's types
 //! are in `token`, what a client remembers between calls in `lifecycle::state`, and the
-//! shared store is reached through `shared::Sharing`.
+//! shared store's side of a renewal in `shared`.
 //!
 //! A held token is handed out until its refresh point (expiry minus the margin). Past it, the
 //! next call renews: unless a cool-down or `Retry-After` forbids it, it adopts a token another
@@ -11,39 +11,41 @@
 //! Instants are `Duration`s since the monotonic clock's origin, so that a wall-clock change
 //! (NTP, a host with a wrong clock) cannot make a token look fresh or stale.
 //!
-//! Renewal is sans-IO, as rustls and quinn-proto keep their protocols: `begin` decides whether
-//! a caller has a token, waits for another caller's renewal or renews, and a `Renewal` tells
-//! its driver what to do next (`Action`: wait, send this token request, done) and hears how
-//! each token request went. The blocking driver is `Lifecycle::renew` below, over the blocking
-//! `Transport` of the WASI 0.2 components; the WASI 0.3 middleware drives the same steps with
-//! `await`, so no rule is written twice.
+//! Renewal is sans-IO, as rustls and quinn-proto keep their protocols: `Lifecycle` holds no
+//! transport, no clock and no store. Time comes in as an argument (`now`), the store's and
+//! the token endpoint's answers come in through `looked` and `answered`, and each step says
+//! what its driver does next (`Action`). The blocking driver is `Client::renew`
+//! (src/client.rs), over the blocking `Transport` of the WASI 0.2 components; the WASI 0.3
+//! middleware's is `Auth::renew` (components/middleware/src/auth.rs), with `await`. Both
+//! answer the store through `shared::Sharing`, so no rule is written twice.
 //!
-//! A driver calls, in this order (the blocking `with_token`/`renew` below, the middleware's
-//! `Auth::bearer`/`renew` in components/middleware/src/auth.rs):
-//! 1. the cached path at `now`: `with_token`'s held-token check, or `usable(now)`: a token
-//!    before its refresh point is sent at once;
+//! A driver calls, in this order:
+//! 1. the cached path at `now`: `with_usable(now, f)` or `usable(now)`: a token before its
+//!    refresh point is sent at once;
 //! 2. `begin(now)` (through `flight::Flight::begin` where callers run concurrently, so that
 //!    one of them renews): `Ready` sends its token, `Failed` is the caller's error, `Renew`
 //!    goes on to 3;
-//! 3. `next(&mut renewal, &deadline)` until it says `Done`: `Sleep(d)` waits `d` and counts
-//!    it against the deadline, `Send(request)` sends the token request and hands its outcome
-//!    to `answered`, `Done` gives the token to send (now held) or the error;
-//! 4. after an API answer, `check_response`, and `rejected` when Mangopay refused the token
-//!    sent, before one renewal and resend (`send`).
-//!
-//! Time comes in at 1 and 2; `next` still reads the clock and calls the shared store itself
-//! (the store's answers are not yet inputs of the steps).
+//! 3. `next(&mut renewal, now, &deadline)` until it says `Done`:
+//!    - `Sleep(d)`: wait `d` and count it against the deadline;
+//!    - `Look { held_alive, pause }`: ask the store (`Sharing::acquire`) and hand its answer
+//!      to `looked`;
+//!    - `Send(request)`: send the token request and hand its outcome to `answered`;
+//!    - `Publish(lead, outcome)`: tell the store how the fetch ended (`Sharing::finish`);
+//!    - `Done`: the token to send (now held) or the error;
+//! 4. after an API answer, `check_response(.., wall)`, and when it names a refused token
+//!    (`refused_token`), `Sharing::reject`, before one renewal and resend.
 
 use crate::authorize::{self, HttpRequest, Verdict};
 use crate::error::{self, Error};
 use crate::log::{Field, Level, Logger, Value};
-use crate::ports::{Clock, RawResponse, TokenRequest, Transport, TransportError};
+use crate::ports::{Now, RawResponse, TokenRequest, TransportError};
 use crate::redact;
 use crate::retry::{self, Deadline, Failure};
 use crate::secret::Secret;
 use crate::settings::Settings;
-use crate::shared::{Acquired, Lead, Outcome, WAIT_FIRST, millis, next_pause};
-use crate::token::{Status, StoreHealth};
+use crate::shared::stored::millis;
+use crate::shared::{Acquired, Lead, Outcome, WAIT_FIRST, next_pause};
+use crate::token::{HeldToken, Source, Status, StoreHealth};
 use crate::wire;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -52,33 +54,20 @@ use zeroize::Zeroize;
 
 mod state;
 
-use state::State;
-// Moved below this module (`token`, `shared`); kept here at their first paths.
-pub use crate::shared::Sharing;
-pub use crate::token::{ALIVE_GUARD, HeldToken, Source, effective_margin};
+use state::{Blocked, State};
 
-/// A client's token and everything needed to renew it.
-pub struct Lifecycle<T, C> {
+/// A client's token and the rules of its renewal: no transport, no clock, no store (their
+/// driver's).
+pub struct Lifecycle {
     pub settings: Settings,
-    transport: T,
-    clock: C,
-    shared: Option<Box<dyn Sharing<C>>>,
     state: RefCell<State>,
     log: Logger,
 }
 
-impl<T, C: Clock> Lifecycle<T, C> {
-    pub fn new(
-        settings: Settings,
-        transport: T,
-        clock: C,
-        shared: Option<Box<dyn Sharing<C>>>,
-    ) -> Self {
+impl Lifecycle {
+    pub fn new(settings: Settings) -> Self {
         Lifecycle {
             settings,
-            transport,
-            clock,
-            shared,
             state: RefCell::new(State::default()),
             log: Logger::default(),
         }
@@ -89,64 +78,42 @@ impl<T, C: Clock> Lifecycle<T, C> {
         self.log = log.for_client(&self.settings.client_id);
     }
 
-    /// Logs `event` at `level` now.
-    pub fn log(&self, level: Level, event: &str, fields: &[(Field, Value<'_>)]) {
+    /// The client's logger, for its store (`Sharing::set_logger`).
+    pub fn logger(&self) -> &Logger {
+        &self.log
+    }
+
+    /// Logs `event` at `level`, at `wall`.
+    pub fn log(&self, level: Level, event: &str, wall: Duration, fields: &[(Field, Value<'_>)]) {
         if self.log.enabled(level) {
-            self.log.event(level, event, self.clock.wall(), fields);
+            self.log.event(level, event, wall, fields);
         }
-    }
-
-    /// The store's health, as `store_health_logged` compares it.
-    fn store_health(&self) -> Option<StoreHealth> {
-        self.shared.as_deref().map(|s| s.health().0)
-    }
-
-    /// A line when the store's health changed since `before`.
-    fn store_health_logged(&self, before: Option<StoreHealth>) {
-        let (Some(shared), Some(before)) = (&self.shared, before) else {
-            return;
-        };
-        match (before, shared.health()) {
-            (StoreHealth::Unavailable, (StoreHealth::Ok, _)) => {
-                self.log(Level::Info, "store-back", &[]);
-            }
-            (StoreHealth::Ok, (StoreHealth::Unavailable, detail)) => self.log(
-                Level::Warn,
-                "store-unavailable",
-                &[(Field::Detail, Value::Text(detail.as_deref().unwrap_or("")))],
-            ),
-            _ => {}
-        }
-    }
-
-    /// A deadline for a call starting now (`retry.budget-ms`).
-    pub fn deadline(&self) -> Deadline {
-        Deadline::start(&self.clock, self.settings.retry.budget)
     }
 
     /// Reads the answer to an API call `request` made with a token of this client (see
-    /// `authorize::check_response`). A rejection counts only against the Bearer token the
-    /// request carried (`rejected`); a request without one drops nothing.
+    /// `authorize::check_response`), at `wall`. A rejection counts only against the Bearer
+    /// token the request carried (`rejected`); a request without one drops nothing. The
+    /// driver then tells its store of the refused token (`refused_token`, `Sharing::reject`).
     pub fn check_response(
         &self,
         request: &HttpRequest,
         status: u16,
         headers: &[(String, String)],
         body: &[u8],
+        wall: Duration,
     ) -> Verdict {
         let verdict = authorize::check_response(request, status, headers, body, &self.settings);
-        match (&verdict, authorize::sent_token(request)) {
-            (Verdict::TokenRejected(_), Some(sent)) => self.rejected(sent),
-            (Verdict::ScaRequired(_), _) => self.log(Level::Info, "sca-required", &[]),
+        match (&verdict, refused_token(&verdict, request)) {
+            (_, Some(sent)) => self.rejected(sent, wall),
+            (Verdict::ScaRequired(_), _) => self.log(Level::Info, "sca-required", wall, &[]),
             _ => {}
         }
         verdict
     }
 
     /// The API refused `sent`, the Bearer token a request carried: drops the held token if it
-    /// is that one (a token renewed since, or another one, is kept), and makes sure no instance
-    /// is handed it from the store again (`Shared::reject`).
-    pub fn rejected(&self, sent: &str) {
+    /// is that one (a token renewed since, or another one, is kept).
+    pub fn rejected(&self, sent: &str, wall: Duration) {
         {
             let mut state = self.state.borrow_mut();
             if state
@@ -160,32 +127,16 @@ impl<T, C: Clock> Lifecycle<T, C> {
         self.log(
             Level::Warn,
             "token-refused",
+            wall,
             &[(Field::Status, Value::Number(401))],
         );
-        if let Some(shared) = &self.shared {
-            let before = shared.health().0;
-            shared.reject(&self.clock, sent);
-            self.store_health_logged(Some(before));
-        }
     }
 
-    pub fn transport(&self) -> &T {
-        &self.transport
-    }
-
-    pub fn clock(&self) -> &C {
-        &self.clock
-    }
-
-    /// What the client holds and has done; sends nothing.
-    pub fn status(&self) -> Status {
-        let now = self.clock.monotonic();
+    /// What the client holds and has done at `now`, with its store's health; sends nothing.
+    pub fn status(&self, now: Duration, store: (StoreHealth, Option<String>)) -> Status {
         let state = self.state.borrow();
         let alive = state.held.as_ref().filter(|t| t.is_alive(now));
-        let (store, store_error) = match &self.shared {
-            None => (StoreHealth::NotConfigured, None),
-            Some(shared) => shared.health(),
-        };
+        let (store, store_error) = store;
         Status {
             held: alive.is_some(),
             source: state.source,
@@ -200,56 +151,29 @@ impl<T, C: Clock> Lifecycle<T, C> {
             store_error,
         }
     }
+
+    /// Runs `f` on the held token and `now` if the token is before its refresh point then (the
+    /// blocking driver's cached path: no allocation); else gives `f` back.
+    pub fn with_usable<R, F>(&self, now: Duration, f: F) -> Result<R, F>
+    where
+        F: FnOnce(&HeldToken, Duration) -> R,
+    {
+        let mut state = self.state.borrow_mut();
+        let Some(token) = state.held.as_ref().filter(|t| t.is_usable(now)) else {
+            return Err(f);
+        };
+        let result = f(token, now);
+        state.source = Some(Source::InstanceCache);
+        Ok(result)
+    }
 }
 
-impl<T: Transport, C: Clock> Lifecycle<T, C> {
-    /// Runs `f` on a usable token. The held one while it is before its refresh point (the
-    /// cached path: one clock read, no allocation); otherwise see `renew`, within the call's
-    /// `deadline` (made only when needed: the cached path does not read the clock twice).
-    pub fn with_token<R>(
-        &self,
-        deadline: Option<&Deadline>,
-        f: impl FnOnce(&HeldToken, Duration) -> R,
-    ) -> Result<R, Error> {
-        let now = self.clock.monotonic();
-        {
-            let mut state = self.state.borrow_mut();
-            if let Some(token) = state.held.as_ref().filter(|t| t.is_usable(now)) {
-                let result = f(token, now);
-                state.source = Some(Source::InstanceCache);
-                return Ok(result);
-            }
-        }
-        let own;
-        let deadline = match deadline {
-            Some(deadline) => deadline,
-            None => {
-                own = self.deadline();
-                &own
-            }
-        };
-        let ready = self.renew(now, deadline)?;
-        Ok(f(&ready.token, ready.at))
-    }
-
-    /// Makes the held token one that may be sent, or says why there is none: `begin`, then
-    /// the renewal's actions over the blocking transport and clock (the blocking driver).
-    fn renew(&self, now: Duration, deadline: &Deadline) -> Result<Ready, Error> {
-        let mut renewal = match self.begin(now) {
-            Begin::Ready(ready) => return Ok(ready),
-            Begin::Failed(error) => return Err(error),
-            Begin::Renew(renewal) => renewal,
-        };
-        loop {
-            match self.next(&mut renewal, deadline) {
-                Action::Sleep(pause) => deadline.sleep(&self.clock, pause),
-                Action::Send(request) => {
-                    let response = self.transport.post_token(&request);
-                    self.answered(&mut renewal, response);
-                }
-                Action::Done(result) => return result,
-            }
-        }
+/// The Bearer token `request` carried, if `verdict` says the API refused it: what the driver
+/// tells its store never to hand out again (`Sharing::reject`).
+pub fn refused_token<'r>(verdict: &Verdict, request: &'r HttpRequest) -> Option<&'r str> {
+    match verdict {
+        Verdict::TokenRejected(_) => authorize::sent_token(request),
+        _ => None,
     }
 }
 
@@ -269,25 +193,29 @@ pub enum Begin {
     /// No token may be sent, and none may be requested yet (a cool-down).
     Failed(Error),
     /// This caller renews: drive the `Renewal` (`Lifecycle::next`) to its end. A driver
-    /// whose callers run concurrently lets one of them renew at a time (`flight`).
-    Renew(Renewal),
+    /// whose callers run concurrently lets one of them renew at a time (`flight`). Boxed:
+    /// it is large, and rare.
+    Renew(Box<Renewal>),
 }
 
-/// What a renewal's driver does next.
+/// What a renewal's driver does next, then asks again (`Lifecycle::next`), until `Done`.
 pub enum Action<'a> {
-    /// Wait this long, count it against the deadline (`Deadline::slept`), then ask again.
+    /// Wait this long, count it against the deadline (`Deadline::slept`).
     Sleep(Duration),
+    /// Look at the shared store (`Sharing::acquire` with these and the call's deadline) and
+    /// hand its answer to `Lifecycle::looked`.
+    Look { held_alive: bool, pause: Duration },
     /// Send this token request and hand its outcome to `Lifecycle::answered`.
     Send(TokenRequest<'a>),
+    /// Tell the shared store how the fetch its lease was for ended (`Sharing::finish`).
+    Publish(Lead, Outcome),
     /// The renewal ended: the token to send, or why no token may be sent.
     Done(Result<Ready, Error>),
 }
 
 /// A renewal under way: where it stands. It ends with `Action::Done`; then its driver drops it.
 pub struct Renewal {
-    /// Looking at the shared store (or not, without one), with this pause before the next
-    /// look while another instance holds the lease; `None` once fetching.
-    acquiring: Option<Duration>,
+    phase: Phase,
     /// The held token, if it lived when the renewal began: served while another instance
     /// renews (`Acquired::ServeAlive(None)`).
     held: Option<Rc<HeldToken>>,
@@ -295,13 +223,26 @@ pub struct Renewal {
     lead: Option<Lead>,
     started: Duration,
     attempts: u32,
-    /// When the latest token request was sent (monotonic, wall).
-    sent_at: (Duration, Duration),
-    /// The latest token request's outcome, until it is acted on.
-    outcome: Option<Result<HeldToken, Box<Failure>>>,
+    /// When the latest token request was sent.
+    sent_at: Now,
 }
 
-/// What the shared store's answer means for a renewal (`Lifecycle::acquire`).
+/// Where a renewal stands, with what its next step acts on.
+enum Phase {
+    /// To look at the shared store, with this pause before the next look while another
+    /// instance holds the lease.
+    Look(Duration),
+    /// The store answered the look that had this pause.
+    Looked(Acquired, Duration),
+    /// To send a token request.
+    Fetch,
+    /// The latest token request's outcome.
+    Answered(Result<HeldToken, Box<Failure>>),
+    /// Over, and its outcome published (`Action::Publish`): what the driver is handed.
+    Ended(Result<Ready, Error>),
+}
+
+/// What the shared store's answer means for a renewal (`Lifecycle::adopt_or_fetch`).
 enum StoreAnswer {
     /// Fetch a token: as the holder of the store's lease, or without the store (`None`: none
     /// is configured, or it failed).
@@ -312,7 +253,7 @@ enum StoreAnswer {
     Done(Result<Ready, Error>),
 }
 
-impl<T, C: Clock> Lifecycle<T, C> {
+impl Lifecycle {
     /// Where a caller without a usable token stands: the held token while a block lets it
     /// be served, the blocking error, or a renewal. Unless a cool-down or `Retry-After`
     /// forbids it (this instance's, or one the fleet shares), a renewal adopts a token shared
@@ -320,21 +261,22 @@ impl<T, C: Clock> Lifecycle<T, C> {
     /// another instance holds it this one waits, or serves its live token meanwhile).
     pub fn begin(&self, now: Duration) -> Begin {
         let mut state = self.state.borrow_mut();
-        if let Some(served) = state.while_blocked(now) {
-            return match served {
-                Ok(token) => Begin::Ready(Ready { token, at: now }),
-                Err(error) => Begin::Failed(error),
-            };
+        match state.while_blocked(now) {
+            Some(Blocked::Serve(token)) => return Begin::Ready(Ready { token, at: now }),
+            Some(Blocked::Fail(error)) => return Begin::Failed(error),
+            None => {}
         }
-        Begin::Renew(Renewal {
-            acquiring: Some(WAIT_FIRST),
+        Begin::Renew(Box::new(Renewal {
+            phase: Phase::Look(WAIT_FIRST),
             held: state.alive(now).cloned(),
             lead: None,
             started: now,
             attempts: 0,
-            sent_at: (now, now),
-            outcome: None,
-        })
+            sent_at: Now {
+                monotonic: now,
+                wall: Duration::ZERO,
+            },
+        }))
     }
 
     /// The held token's `Bearer` value while it is before its refresh point (the cached path
@@ -359,62 +301,93 @@ impl<T, C: Clock> Lifecycle<T, C> {
             .then(|| token.bearer.clone())
     }
 
-    /// The renewal's next step.
-    pub fn next(&self, renewal: &mut Renewal, deadline: &Deadline) -> Action<'_> {
-        if let Some(pause) = renewal.acquiring {
-            match self.acquire(renewal.held.as_ref(), deadline, pause) {
-                StoreAnswer::Fetch(lead) => {
-                    renewal.acquiring = None;
-                    renewal.lead = lead;
-                    renewal.started = self.clock.monotonic();
+    /// The renewal's next step at `now`, within the call's `deadline`.
+    pub fn next(&self, renewal: &mut Renewal, now: Now, deadline: &Deadline) -> Action<'_> {
+        // `Fetch` stands in while the phase is taken apart; every arm sets the next one.
+        match std::mem::replace(&mut renewal.phase, Phase::Fetch) {
+            Phase::Look(pause) => {
+                renewal.phase = Phase::Look(pause);
+                Action::Look {
+                    held_alive: renewal.held.is_some(),
+                    pause,
                 }
-                StoreAnswer::Wait(pause) => {
-                    renewal.acquiring = Some(next_pause(pause));
-                    return Action::Sleep(pause);
-                }
-                StoreAnswer::Done(result) => return Action::Done(result),
             }
+            Phase::Looked(acquired, pause) => {
+                let held = renewal.held.as_ref();
+                match self.adopt_or_fetch(held, acquired, now, deadline, pause) {
+                    StoreAnswer::Fetch(lead) => {
+                        renewal.lead = lead;
+                        renewal.started = now.monotonic;
+                        self.send(renewal, now, deadline)
+                    }
+                    StoreAnswer::Wait(pause) => {
+                        renewal.phase = Phase::Look(next_pause(pause));
+                        Action::Sleep(pause)
+                    }
+                    StoreAnswer::Done(result) => Action::Done(result),
+                }
+            }
+            Phase::Fetch => self.send(renewal, now, deadline),
+            Phase::Answered(outcome) => {
+                if let Err(failure) = &outcome
+                    && retry::is_transient(&failure.error)
+                    && let Some(wait) = retry::next_wait(
+                        &self.settings.retry,
+                        now.monotonic,
+                        deadline,
+                        renewal.attempts,
+                        failure.retry_after,
+                    )
+                {
+                    return Action::Sleep(wait);
+                }
+                let lead = renewal.lead.take();
+                let (result, publish) =
+                    self.fetched(outcome, lead, renewal.started, renewal.attempts, now);
+                match publish {
+                    Some((lead, outcome)) => {
+                        renewal.phase = Phase::Ended(result);
+                        Action::Publish(lead, outcome)
+                    }
+                    None => Action::Done(result),
+                }
+            }
+            Phase::Ended(result) => Action::Done(result),
         }
-        let Some(outcome) = renewal.outcome.take() else {
-            renewal.attempts += 1;
-            renewal.sent_at = (self.clock.monotonic(), self.clock.wall());
-            return Action::Send(self.token_request(deadline));
-        };
-        if let Err(failure) = &outcome
-            && retry::is_transient(&failure.error)
-            && let Some(wait) = retry::next_wait(
-                &self.settings.retry,
-                &self.clock,
-                deadline,
-                renewal.attempts,
-                failure.retry_after,
-            )
-        {
-            return Action::Sleep(wait);
+    }
+
+    /// The renewal's next token request (`Action::Send`).
+    fn send(&self, renewal: &mut Renewal, now: Now, deadline: &Deadline) -> Action<'_> {
+        renewal.attempts += 1;
+        renewal.sent_at = now;
+        renewal.phase = Phase::Fetch;
+        Action::Send(self.token_request(now, deadline))
+    }
+
+    /// The shared store's answer to the renewal's `Action::Look`.
+    pub fn looked(&self, renewal: &mut Renewal, acquired: Acquired) {
+        if let Phase::Look(pause) = renewal.phase {
+            renewal.phase = Phase::Looked(acquired, pause);
         }
-        let lead = renewal.lead.take();
-        Action::Done(self.fetched(outcome, lead, renewal.started, renewal.attempts))
     }
 
     /// How the token request the renewal sent went.
     pub fn answered(&self, renewal: &mut Renewal, response: Result<RawResponse, TransportError>) {
-        renewal.outcome = Some(self.read_answer(response, renewal.sent_at));
+        let outcome = self.read_answer(response, renewal.sent_at);
+        renewal.phase = Phase::Answered(outcome);
     }
 
-    /// The shared store's answer to a renewal (`StoreAnswer`) that began with `held` alive.
-    fn acquire(
+    /// What the store's answer `acquired` at `now` means for a renewal (`StoreAnswer`) that
+    /// began with `held` alive.
+    fn adopt_or_fetch(
         &self,
         held: Option<&Rc<HeldToken>>,
+        acquired: Acquired,
+        now: Now,
         deadline: &Deadline,
         pause: Duration,
     ) -> StoreAnswer {
-        let Some(shared) = self.shared.as_deref() else {
-            return StoreAnswer::Fetch(None);
-        };
-        let health = self.store_health();
-        let held_alive = held.is_some();
-        let acquired = shared.acquire(&self.clock, held_alive, deadline, pause);
-        self.store_health_logged(health);
+        let at = now.monotonic;
         // A usable token in the store was fetched after any cool-down this instance knows
         // of: the fleet recovered, and the doubling starts again.
         if matches!(acquired, Acquired::Adopted(_)) {
@@ -422,20 +395,17 @@ impl<T, C: Clock> Lifecycle<T, C> {
         }
         match acquired {
             Acquired::Adopted(token) | Acquired::ServeAlive(Some(token)) => {
-                let now = self.clock.monotonic();
                 self.log(
                     Level::Debug,
                     "token-adopted",
+                    now.wall,
                     &[
                         (Field::Source, Value::Text("shared-store")),
-                        (Field::SecondsLeft, Value::Number(token.seconds_left(now))),
+                        (Field::SecondsLeft, Value::Number(token.seconds_left(at))),
                     ],
                 );
                 let token = self.state.borrow_mut().hold(token, Source::SharedStore);
-                StoreAnswer::Done(Ok(Ready {
-                    token,
-                    at: self.clock.monotonic(),
-                }))
+                StoreAnswer::Done(Ok(Ready { token, at }))
             }
             // The store serves this instance's token only when told it lives (`held_alive`).
             Acquired::ServeAlive(None) => match held {
@@ -443,7 +413,7 @@ impl<T, C: Clock> Lifecycle<T, C> {
                     self.state.borrow_mut().source = Some(Source::InstanceCache);
                     StoreAnswer::Done(Ok(Ready {
                         token: token.clone(),
-                        at: self.clock.monotonic(),
+                        at,
                     }))
                 }
                 None => StoreAnswer::Wait(pause),
@@ -452,43 +422,45 @@ impl<T, C: Clock> Lifecycle<T, C> {
                 self.log(
                     Level::Debug,
                     "cool-down-observed",
+                    now.wall,
                     &[
                         (Field::Error, Value::Text(error.case_name())),
                         (Field::RetryInS, Value::Number(remaining.as_secs())),
                         (Field::Shared, Value::Flag(true)),
                     ],
                 );
-                let now = self.clock.monotonic();
                 let served = self
                     .state
                     .borrow_mut()
-                    .blocked_by_fleet(error, remaining, now);
-                StoreAnswer::Done(served.map(|token| Ready { token, at: now }))
+                    .blocked_by_fleet(error, remaining, at);
+                StoreAnswer::Done(served.map(|token| Ready { token, at }))
             }
             Acquired::TimedOut(error) => {
-                self.log(Level::Warn, "lease-wait-timed-out", &[]);
+                self.log(Level::Warn, "lease-wait-timed-out", now.wall, &[]);
                 StoreAnswer::Done(Err(error))
             }
             Acquired::Wait(pause) => StoreAnswer::Wait(pause),
             Acquired::Leader(lead) => StoreAnswer::Fetch(Some(lead)),
             Acquired::Direct => {
-                deadline.restart(&self.clock);
+                deadline.restart(at);
                 StoreAnswer::Fetch(None)
             }
+            Acquired::Unshared => StoreAnswer::Fetch(None),
         }
     }
 
-    /// A renewal's fetch ended with `outcome` after `attempts` token requests: the held
-    /// token, the cool-down, the store and the log learn of it.
+    /// A renewal's fetch ended with `outcome` after `attempts` token requests, at `now`: the
+    /// held token, the cool-down and the log learn of it, and what the store must hear
+    /// (`Action::Publish`) when this instance holds its lease.
     fn fetched(
         &self,
         outcome: Result<HeldToken, Box<Failure>>,
         lead: Option<Lead>,
         started: Duration,
         attempts: u32,
-    ) -> Result<Ready, Error> {
-        let now = self.clock.monotonic();
-        let health = self.store_health();
+        now: Now,
+    ) -> (Result<Ready, Error>, Option<(Lead, Outcome)>) {
+        let at = now.monotonic;
         let mut state = self.state.borrow_mut();
         let fleet_strikes = lead.as_ref().map_or(0, |lead| lead.strikes);
         match outcome {
@@ -497,26 +469,23 @@ impl<T, C: Clock> Lifecycle<T, C> {
                 self.log(
                     Level::Info,
                     "token-fetched",
+                    now.wall,
                     &[
                         (Field::Source, Value::Text("fresh-fetch")),
                         (Field::LifetimeS, Value::Number(token.lifetime)),
                         (
                             Field::TookMs,
-                            Value::Number(millis(now.saturating_sub(started))),
+                            Value::Number(millis(at.saturating_sub(started))),
                         ),
                         (Field::Attempts, Value::Number(u64::from(attempts))),
                     ],
                 );
                 if cooled {
-                    self.log(Level::Info, "cool-down-ended", &[]);
-                }
-                if let (Some(shared), Some(lead)) = (&self.shared, lead) {
-                    shared.finish(&self.clock, lead, Outcome::Fetched(&token));
+                    self.log(Level::Info, "cool-down-ended", now.wall, &[]);
                 }
                 let token = state.fetched(token);
-                drop(state);
-                self.store_health_logged(health);
-                Ok(Ready { token, at: now })
+                let publish = lead.map(|lead| (lead, Outcome::Fetched(token.clone())));
+                (Ok(Ready { token, at }), publish)
             }
             Err(failure) => {
                 if let Some(lead) = &lead {
@@ -532,24 +501,22 @@ impl<T, C: Clock> Lifecycle<T, C> {
                 }
                 state.failed_over = lead.as_ref().map(|lead| lead.token);
                 let (served, pause) =
-                    state.failed(&failure, fleet_strikes, now, &self.settings.cool_down);
+                    state.failed(&failure, fleet_strikes, at, &self.settings.cool_down);
                 let shared_pause = pause.filter(|_| retry::is_shared_pause(&failure));
                 let shared = lead.is_some() && shared_pause.is_some();
-                self.log_failure(&failure.error, &state, served.is_ok(), pause, shared);
-                if let (Some(shared), Some(lead)) = (&self.shared, lead) {
+                self.log_failure(&failure.error, &state, served.is_ok(), pause, shared, now);
+                let publish = lead.map(|lead| {
                     let outcome = match shared_pause {
                         Some(pause) => Outcome::CoolDown {
-                            error: &failure.error,
+                            error: failure.error,
                             pause,
                             strikes: state.strikes,
                         },
                         None => Outcome::Failed,
                     };
-                    shared.finish(&self.clock, lead, outcome);
-                }
-                drop(state);
-                self.store_health_logged(health);
-                served.map(|token| Ready { token, at: now })
+                    (lead, outcome)
+                });
+                (served.map(|token| Ready { token, at }), publish)
             }
         }
     }
@@ -564,14 +531,18 @@ impl<T, C: Clock> Lifecycle<T, C> {
         served: bool,
         pause: Option<Duration>,
         shared: bool,
+        now: Now,
     ) {
-        let now = self.clock.monotonic();
+        let Now {
+            monotonic: at,
+            wall,
+        } = now;
         let mut fields = vec![(Field::Error, Value::Text(error.case_name()))];
         if let Some(status) = error.status() {
             fields.push((Field::Status, Value::Number(u64::from(status))));
         }
         if let Some(pause) = pause {
-            let next = self.clock.wall().saturating_add(pause);
+            let next = wall.saturating_add(pause);
             fields.push((Field::RetryInS, Value::Number(pause.as_secs())));
             fields.push((Field::NextTryUnix, Value::Number(next.as_secs())));
         }
@@ -581,14 +552,14 @@ impl<T, C: Clock> Lifecycle<T, C> {
             // No call can succeed until the host's TLS set-up changes: at `error`, its detail
             // naming the fix, once per pause.
             if served {
-                let left = state.held.as_ref().map_or(0, |t| t.seconds_left(now));
+                let left = state.held.as_ref().map_or(0, |t| t.seconds_left(at));
                 fields.push((Field::SecondsLeft, Value::Number(left)));
             }
             fields.push((Field::Shared, Value::Flag(shared)));
             fields.push((Field::Detail, Value::Text(&e.detail)));
             (Level::Error, "tls-failed")
         } else if served {
-            let left = state.held.as_ref().map_or(0, |t| t.seconds_left(now));
+            let left = state.held.as_ref().map_or(0, |t| t.seconds_left(at));
             fields.push((Field::SecondsLeft, Value::Number(left)));
             (Level::Warn, "renewal-failed")
         } else if pause.is_some() {
@@ -601,24 +572,29 @@ impl<T, C: Clock> Lifecycle<T, C> {
         } else {
             (Level::Warn, "token-request-failed")
         };
-        self.log(level, event, &fields);
+        self.log(level, event, wall, &fields);
     }
 
-    /// The next token request, its timeouts cut to what is left of `deadline`.
-    fn token_request(&self, deadline: &Deadline) -> TokenRequest<'_> {
+    /// The next token request, its timeouts cut to what is left of `deadline` at `now`.
+    fn token_request(&self, now: Now, deadline: &Deadline) -> TokenRequest<'_> {
         self.state.borrow_mut().token_requests += 1;
         let mut request = wire::token_request(&self.settings);
-        (request.timeouts, request.within) = deadline.clip(&self.clock, self.settings.timeouts);
+        let timeouts = self.settings.timeouts;
+        (request.timeouts, request.within) = deadline.clip(now.monotonic, timeouts);
         request
     }
 
-    /// A token request's outcome, sent at `(now, wall)`: the token, or the failure with the
+    /// A token request's outcome, sent at `sent`: the token, or the failure with the
     /// server's `Retry-After`. Whatever the host or the server said is redacted.
     fn read_answer(
         &self,
         response: Result<RawResponse, TransportError>,
-        (now, wall): (Duration, Duration),
+        sent: Now,
     ) -> Result<HeldToken, Box<Failure>> {
+        let Now {
+            monotonic: now,
+            wall,
+        } = sent;
         let state = self.state.borrow();
         let held = state.held.as_ref().map_or("", |t| t.access_token.expose());
         let secrets = redact::secrets(&self.settings, held);

@@ -4,12 +4,11 @@
 //! component (`components/middleware`) does the streaming and the waiting.
 
 use crate::authorize;
+use crate::config::RESEND_BODY_MAX_VAR;
 use crate::error::Error;
 use crate::send;
 use crate::settings::Settings;
 
-/// The largest request body the middleware keeps to send again after a refused token.
-pub const RESEND_BODY_MAX_VAR: &str = "MANGOPAY_AUTH_RESEND_BODY_MAX";
 /// 1 MiB: far above any Mangopay request body, small beside an instance's memory.
 pub const DEFAULT_RESEND_BODY_MAX: usize = 1 << 20;
 

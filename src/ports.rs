@@ -22,6 +22,21 @@ pub trait Clock {
     fn wall(&self) -> Duration;
     /// Waits (between retries).
     fn sleep(&self, duration: Duration);
+
+    /// Both clocks at once: what a driver hands the renewal's steps.
+    fn now(&self) -> Now {
+        Now {
+            monotonic: self.monotonic(),
+            wall: self.wall(),
+        }
+    }
+}
+
+/// An instant as both clocks read it (`Clock`): time comes into the renewal's steps as this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub monotonic: Duration,
+    pub wall: Duration,
 }
 
 /// The host's token store (the WIT `token-store` interface).

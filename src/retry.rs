@@ -48,28 +48,29 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    pub fn start(clock: &impl Clock, budget: Duration) -> Deadline {
+    /// A deadline `budget` from `now` (monotonic).
+    pub fn start(now: Duration, budget: Duration) -> Deadline {
         Deadline {
-            at: Cell::new(clock.monotonic().saturating_add(budget)),
+            at: Cell::new(now.saturating_add(budget)),
             budget,
             slept: Cell::new(Duration::ZERO),
         }
     }
 
-    /// The whole budget again from now: the time a failed store call took is not the token
+    /// The whole budget again from `now`: the time a failed store call took is not the token
     /// request's to pay.
-    pub fn restart(&self, clock: &impl Clock) {
-        self.at.set(clock.monotonic().saturating_add(self.budget));
+    pub fn restart(&self, now: Duration) {
+        self.at.set(now.saturating_add(self.budget));
         self.slept.set(Duration::ZERO);
     }
 
-    /// What is left of the budget.
-    pub fn remaining(&self, clock: &impl Clock) -> Duration {
-        let by_clock = self.at.get().saturating_sub(clock.monotonic());
+    /// What is left of the budget at `now`.
+    pub fn remaining(&self, now: Duration) -> Duration {
+        let by_clock = self.at.get().saturating_sub(now);
         by_clock.min(self.budget.saturating_sub(self.slept.get()))
     }
 
-    /// Waits `pause`, counted against the budget.
+    /// Waits `pause` on `clock`, counted against the budget (the blocking drivers' wait).
     pub fn sleep(&self, clock: &impl Clock, pause: Duration) {
         clock.sleep(pause);
         self.slept(pause);
@@ -80,14 +81,15 @@ impl Deadline {
         self.slept.set(self.slept.get().saturating_add(pause));
     }
 
-    /// Whether a pause of `wait` leaves an attempt at least `MIN_ATTEMPT` before the deadline.
-    pub fn allows(&self, clock: &impl Clock, wait: Duration) -> bool {
-        wait.saturating_add(MIN_ATTEMPT) <= self.remaining(clock)
+    /// Whether a pause of `wait` from `now` leaves an attempt at least `MIN_ATTEMPT` before
+    /// the deadline.
+    pub fn allows(&self, now: Duration, wait: Duration) -> bool {
+        wait.saturating_add(MIN_ATTEMPT) <= self.remaining(now)
     }
 
-    /// `timeouts` cut to what is left, so that an attempt ends by the deadline.
-    pub fn clip(&self, clock: &impl Clock, timeouts: Timeouts) -> (Timeouts, Duration) {
-        let left = self.remaining(clock);
+    /// `timeouts` cut to what is left at `now`, so that an attempt ends by the deadline.
+    pub fn clip(&self, now: Duration, timeouts: Timeouts) -> (Timeouts, Duration) {
+        let left = self.remaining(now);
         let clipped = Timeouts {
             connect: timeouts.connect.min(left),
             first_byte: timeouts.first_byte.min(left),
@@ -115,7 +117,7 @@ pub fn retrying<T>(
                 retry_after,
             } => (outcome, retry_after),
         };
-        match next_wait(policy, clock, deadline, attempts, retry_after) {
+        match next_wait(policy, clock.monotonic(), deadline, attempts, retry_after) {
             Some(wait) => deadline.sleep(clock, wait),
             None => return outcome,
         }
@@ -124,11 +126,11 @@ pub fn retrying<T>(
 }
 
 /// After the `attempts`-th attempt failed transiently: the pause before the next one, or
-/// `None` when the policy allows no more attempts or no retry fits before `deadline`. The
-/// pause is a jittered backoff, or the server's `Retry-After` when that is longer.
+/// `None` when the policy allows no more attempts or no retry fits before `deadline` (at
+/// `now`). The pause is a jittered backoff, or the server's `Retry-After` when that is longer.
 pub fn next_wait(
     policy: &RetryPolicy,
-    clock: &impl Clock,
+    now: Duration,
     deadline: &Deadline,
     attempts: u32,
     retry_after: Option<Duration>,
@@ -138,7 +140,7 @@ pub fn next_wait(
     }
     let backoff = backoff(policy.initial_backoff, attempts, jitter());
     let wait = retry_after.map_or(backoff, |r| r.max(backoff));
-    deadline.allows(clock, wait).then_some(wait)
+    deadline.allows(now, wait).then_some(wait)
 }
 
 /// How long to send no token request after a call's attempts all failed; `None`: the next

@@ -132,13 +132,13 @@ fn is_managed(name: &str) -> bool {
     name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("host")
 }
 
-impl<T: Transport, C: Clock> Client<T, C> {
+impl<T: Transport, C: Clock + 'static> Client<T, C> {
     /// Sends `request` with the token and returns the answer. A 401 refusing the token drops
     /// it, renews, and resends once; an SCA 401 is returned at once with the token kept. The
     /// whole call, waits, token requests, retries and the resend, keeps to one deadline
     /// (`retry.budget-ms` from now).
     pub fn send(&self, request: ApiRequest) -> Result<ApiResponse, Error> {
-        let deadline = self.tokens.deadline();
+        let deadline = self.deadline();
         let settings = &self.tokens.settings;
         let path = resolve_path(&request.path, &settings.client_id)?;
         check_hop_by_hop(&request.headers)?;
@@ -169,13 +169,12 @@ impl<T: Transport, C: Clock> Client<T, C> {
         body: Option<&[u8]>,
         deadline: &Deadline,
     ) -> Result<ApiResponse, Error> {
-        let tokens = &self.tokens;
-        let settings = &tokens.settings;
-        let clock = tokens.clock();
-        if !deadline.allows(clock, std::time::Duration::ZERO) {
+        let settings = &self.tokens.settings;
+        let clock = &self.clock;
+        if !deadline.allows(clock.monotonic(), std::time::Duration::ZERO) {
             return Err(out_of_budget());
         }
-        let (bearer, token) = tokens.with_token(Some(deadline), |token, _| {
+        let (bearer, token) = self.with_token(Some(deadline), |token, _| {
             let bearer = token.bearer.expose().to_owned();
             (bearer, token.access_token.clone())
         })?;
@@ -191,7 +190,7 @@ impl<T: Transport, C: Clock> Client<T, C> {
         let cap = settings.max_response_bytes;
         let repeatable = may_repeat(&authorized.method, &authorized.headers);
         let answer = retry::retrying(&settings.retry, clock, deadline, || {
-            let (timeouts, within) = deadline.clip(clock, settings.timeouts);
+            let (timeouts, within) = deadline.clip(clock.monotonic(), settings.timeouts);
             let call = ApiCall {
                 origin: &settings.base,
                 method: &authorized.method,
@@ -202,7 +201,7 @@ impl<T: Transport, C: Clock> Client<T, C> {
                 within,
                 body_cap: usize::try_from(cap).unwrap_or(usize::MAX),
             };
-            let outcome = tokens.transport().send(&call).map_err(|e| {
+            let outcome = self.transport.send(&call).map_err(|e| {
                 Box::new(Failure {
                     error: Error::Transport(redact::transport_error(e, &secrets)),
                     retry_after: None,

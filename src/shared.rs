@@ -5,37 +5,39 @@
 //! refused or the host's TLS set-up failed. Any store failure means fetching directly, with
 //! the instance's own cool-down: the store never fails a call.
 //!
-//! Owns `Shared` (a client's store and what it saw), `Sharing` (the store as renewal uses
-//! it, with `Acquired`, `Lead` and `Outcome`) and the waits between looks. The store keys and
-//! the entries' formats are in `shared::stored`; the token's types in `token`.
+//! Owns `Shared` (a client's store, what it saw, and the log lines of its health), `Sharing`
+//! (the store as a renewal's driver answers it: `Action::Look` with `acquire`, `Publish` with
+//! `finish`; with `Acquired`, `Lead` and `Outcome`; `Unshared` when there is no store) and the
+//! waits between looks. A look's store calls are blocking, as every host's `wasi:keyvalue` is
+//! (the WASI 0.3 middleware's too). The store keys and the entries' formats are in
+//! `shared::stored`; the token's types in `token`.
 //!
 //! Bounds against clocks that disagree: an entry carries its writer's wall-clock expiry, but
 //! no reader trusts it further than the entry's own lifetime (a token's `expires_in`, a
 //! lease's `ttl_ms`, a cool-down's `pause_ms`) from when this instance first saw it.
 
 use crate::error::Error;
+use crate::log::{Field, Level, Logger, Value};
 use crate::origin::Origin;
 use crate::ports::{Clock, StoreError, TokenStore};
 use crate::redact;
 use crate::retry::Deadline;
 use crate::secret::Secret;
 use crate::settings::Settings;
-use crate::token::HeldToken;
+use crate::token::{HeldToken, SharedToken, StoreHealth};
 use sha2::{Digest, Sha256};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::time::Duration;
 use zeroize::Zeroize;
 
 pub mod stored;
 
 use stored::{
-    BlockEntry, SharedBlock, StoredError, lease_ttl_of, lease_value, released, tombstone,
+    BlockEntry, Keys, SharedBlock, StoredError, TokenMark, lease_ttl_of, lease_value, millis,
+    released, tombstone,
 };
-// Moved below this module (`stored`, `token`); kept here at their first paths.
-pub use crate::token::{SharedToken, StoreHealth};
-pub(crate) use stored::millis;
-pub use stored::{Keys, TokenMark};
 
 /// What a lease adds to the longest fetch its holder's settings allow (`retry.budget-ms`,
 /// which every call keeps to): the time to publish and release.
@@ -70,6 +72,16 @@ enum Look {
     Failed,
 }
 
+/// What a try for the lease found (`Shared::try_lease`).
+enum Lease {
+    /// This instance holds it now: its value.
+    Won(Vec<u8>),
+    /// Another instance holds a live one.
+    Held,
+    /// The store failed.
+    Failed,
+}
+
 /// What the shared store gave.
 pub enum Acquired {
     /// A usable token another instance fetched.
@@ -88,6 +100,8 @@ pub enum Acquired {
     Wait(Duration),
     /// Another instance held the lease for all of this call's budget.
     TimedOut(Error),
+    /// No store is configured (`Unshared`): fetch without one.
+    Unshared,
 }
 
 /// The pause after `pause`: doubling, up to `WAIT_STEP_MAX`.
@@ -112,11 +126,11 @@ pub struct Lead {
 }
 
 /// How a lead's fetch ended, for `finish`.
-pub enum Outcome<'a> {
-    Fetched(&'a HeldToken),
+pub enum Outcome {
+    Fetched(Rc<HeldToken>),
     /// The cool-down to share: the error, its pause and the strikes so far.
     CoolDown {
-        error: &'a Error,
+        error: Error,
         pause: Duration,
         strikes: u32,
     },
@@ -154,6 +168,10 @@ pub struct Shared {
     /// The latest cool-down entry read and when it was first seen (monotonic): it lasts no
     /// longer than its own pause from then, whatever the writer's clock said.
     block_seen: RefCell<Option<(Vec<u8>, Duration)>>,
+    /// Where the store's failures and recoveries are told (`store-unavailable`, `store-back`).
+    log: Logger,
+    /// Whether the latest line told the store down: a change is told once.
+    told_down: Cell<bool>,
 }
 
 struct LeaseSeen {
@@ -178,6 +196,8 @@ impl Shared {
             rejected: RefCell::new(VecDeque::new()),
             lease_seen: RefCell::new(None),
             block_seen: RefCell::new(None),
+            log: Logger::default(),
+            told_down: Cell::new(false),
         }
     }
 
@@ -187,7 +207,8 @@ impl Shared {
     /// instance holds a live lease, as long as `deadline` allows, and then look again with
     /// the next pause. A token this instance saw refused is never adopted: it is replaced
     /// like a stale entry. One look per call, so that a blocking and an async driver share it.
-    pub fn acquire(
+    /// (`Sharing::acquire`, which also logs a change of the store's health.)
+    fn try_acquire(
         &self,
         clock: &impl Clock,
         held_alive: bool,
@@ -214,13 +235,13 @@ impl Shared {
             Err(()) => return Acquired::Direct,
         }
         match self.try_lease(clock) {
-            Ok(Some(lease)) => return self.after_winning(clock, held_alive, lease),
+            Lease::Won(lease) => return self.after_winning(clock, held_alive, lease),
             // Another instance renews: a live token is served meanwhile.
-            Ok(None) if serve_alive => return Acquired::ServeAlive(alive),
-            Ok(None) => {}
-            Err(()) => return Acquired::Direct,
+            Lease::Held if serve_alive => return Acquired::ServeAlive(alive),
+            Lease::Held => {}
+            Lease::Failed => return Acquired::Direct,
         }
-        if !deadline.allows(clock, pause) {
+        if !deadline.allows(clock.monotonic(), pause) {
             return Acquired::TimedOut(Error::Transport(crate::ports::TransportError {
                 kind: crate::ports::TransportKind::Timeout,
                 detail: "another instance's token request outlasted this call's retry \
@@ -273,20 +294,20 @@ impl Shared {
     }
 
     /// Takes the lease if it is free: absent, released, not ours, or past its own TTL since
-    /// this instance first saw it. `Ok(None)` while another instance holds a live one.
-    fn try_lease(&self, clock: &impl Clock) -> Result<Option<Vec<u8>>, ()> {
+    /// this instance first saw it.
+    fn try_lease(&self, clock: &impl Clock) -> Lease {
         let current = match self.store.get(&self.keys.lease) {
             Ok(current) => current,
             Err(e) => {
                 self.failed(e, "");
-                return Err(());
+                return Lease::Failed;
             }
         };
         if let Some(value) = &current
             && let Some(ttl) = lease_ttl_of(value, &self.keys.id)
             && !self.lease_outlived(clock, value, ttl)
         {
-            return Ok(None);
+            return Lease::Held;
         }
         let mine = lease_value(&self.keys.id, self.lease_ttl);
         match self.store.compare_and_swap(
@@ -297,13 +318,13 @@ impl Shared {
         ) {
             Ok(true) => {
                 *self.lease_seen.borrow_mut() = None;
-                Ok(Some(mine))
+                Lease::Won(mine)
             }
             // Another instance took it first.
-            Ok(false) => Ok(None),
+            Ok(false) => Lease::Held,
             Err(e) => {
                 self.failed(e, "");
-                Err(())
+                Lease::Failed
             }
         }
     }
@@ -417,7 +438,8 @@ impl Shared {
     /// The lease holder's fetch is over: shares its token (replacing what was read, stale,
     /// foreign or corrupt, or whatever replaced that meanwhile if it is not a usable token)
     /// or its cool-down, then releases the lease. Every step is tried, store errors or not.
-    pub fn finish(&self, clock: &impl Clock, lead: Lead, outcome: Outcome) {
+    /// (`Sharing::finish`.)
+    fn publish(&self, clock: &impl Clock, lead: Lead, outcome: Outcome) {
         match outcome {
             Outcome::Fetched(token) => {
                 let held = token.access_token.expose();
@@ -446,7 +468,7 @@ impl Shared {
                 pause,
                 strikes,
             } => {
-                if let Some(stored) = StoredError::from_error(error) {
+                if let Some(stored) = StoredError::from_error(&error) {
                     let entry = BlockEntry {
                         v: 1,
                         id: self.keys.id.clone(),
@@ -513,7 +535,8 @@ impl Shared {
     /// holds it, the entry is replaced by a tombstone, by compare-and-swap on the exact value
     /// read so that a token another instance published meanwhile is kept. The tombstone does
     /// not decode, so the next instance to look takes the lease and fetches.
-    pub fn reject(&self, clock: &impl Clock, token: &str) {
+    /// (`Sharing::reject`.)
+    fn forget(&self, clock: &impl Clock, token: &str) {
         {
             let mut rejected = self.rejected.borrow_mut();
             let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -578,6 +601,25 @@ impl Shared {
         *self.error.borrow_mut() = None;
     }
 
+    /// One line when the store's health changed since the latest told (a call's end): a
+    /// store that stays down is told once, not on every call.
+    fn health_logged(&self, clock: &impl Clock) {
+        let error = self.error.borrow();
+        if error.is_some() == self.told_down.get() {
+            return;
+        }
+        self.told_down.set(error.is_some());
+        let (level, event) = match error.is_some() {
+            true => (Level::Warn, "store-unavailable"),
+            false => (Level::Info, "store-back"),
+        };
+        if self.log.enabled(level) {
+            let detail = error.as_deref().map(|d| (Field::Detail, Value::Text(d)));
+            self.log
+                .event(level, event, clock.wall(), detail.as_slice());
+        }
+    }
+
     /// What must never appear in an error (`redact::secrets`): the credentials and `token`,
     /// the access token at hand (`""` for none).
     fn secrets<'a>(&'a self, token: &'a str) -> [&'a str; 3] {
@@ -593,9 +635,12 @@ impl Shared {
     }
 }
 
-/// The shared store as renewal uses it. Behind a trait object so that the store's code (and
-/// SHA-256, the entry's JSON) is linked only into a component that makes a store-backed
-/// client: the world without a store is ~20 KB smaller.
+/// The shared store as renewal uses it: a driver answers the renewal's `Action::Look` with
+/// `acquire` and carries out its `Action::Publish` with `finish`; `Shared`'s only way in, so
+/// that every call logs a change of the store's health. Behind a trait object so
+/// that the store's code (and SHA-256, the entry's JSON) is linked only into a component that
+/// makes a store-backed client: the world without a store is ~20 KB smaller. Each call logs a
+/// change of the store's health.
 pub trait Sharing<C> {
     fn acquire(
         &self,
@@ -604,9 +649,11 @@ pub trait Sharing<C> {
         deadline: &Deadline,
         pause: Duration,
     ) -> Acquired;
-    fn finish(&self, clock: &C, lead: Lead, outcome: Outcome<'_>);
+    fn finish(&self, clock: &C, lead: Lead, outcome: Outcome);
     fn reject(&self, clock: &C, token: &str);
     fn health(&self) -> (StoreHealth, Option<String>);
+    /// Logs the store's health through `log` (the client's logger).
+    fn set_logger(&mut self, log: Logger);
 }
 
 impl<C: Clock> Sharing<C> for Shared {
@@ -617,20 +664,47 @@ impl<C: Clock> Sharing<C> for Shared {
         deadline: &Deadline,
         pause: Duration,
     ) -> Acquired {
-        Shared::acquire(self, clock, held_alive, deadline, pause)
+        let acquired = self.try_acquire(clock, held_alive, deadline, pause);
+        self.health_logged(clock);
+        acquired
     }
 
-    fn finish(&self, clock: &C, lead: Lead, outcome: Outcome<'_>) {
-        Shared::finish(self, clock, lead, outcome);
+    fn finish(&self, clock: &C, lead: Lead, outcome: Outcome) {
+        self.publish(clock, lead, outcome);
+        self.health_logged(clock);
     }
 
     fn reject(&self, clock: &C, token: &str) {
-        Shared::reject(self, clock, token);
+        self.forget(clock, token);
+        self.health_logged(clock);
     }
 
     fn health(&self) -> (StoreHealth, Option<String>) {
         Shared::health(self)
     }
+
+    fn set_logger(&mut self, log: Logger) {
+        self.log = log;
+    }
+}
+
+/// No store: each instance fetches its own token (`Acquired::Unshared`).
+pub struct Unshared;
+
+impl<C> Sharing<C> for Unshared {
+    fn acquire(&self, _: &C, _: bool, _: &Deadline, _: Duration) -> Acquired {
+        Acquired::Unshared
+    }
+
+    fn finish(&self, _: &C, _: Lead, _: Outcome) {}
+
+    fn reject(&self, _: &C, _: &str) {}
+
+    fn health(&self) -> (StoreHealth, Option<String>) {
+        (StoreHealth::NotConfigured, None)
+    }
+
+    fn set_logger(&mut self, _: Logger) {}
 }
 
 #[cfg(test)]

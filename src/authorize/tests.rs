@@ -224,7 +224,7 @@ fn a_host_header_must_name_the_urls_authority() {
 
 #[test]
 fn the_shared_checks_are_usable_on_their_own() {
-    let settings = crate::config::Settings::new(config()).expect("valid");
+    let settings = crate::settings::Settings::new(config()).expect("valid");
     let headers = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
         pairs
             .iter()

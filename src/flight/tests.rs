@@ -1,24 +1,32 @@
 use super::*;
+use crate::client::Client;
 use crate::fakes::*;
 use crate::lifecycle::{Action, Ready};
+use crate::ports::{Clock, Transport};
 use crate::retry::Deadline;
+use crate::shared::Acquired;
 
-type Tokens = Lifecycle<FakeTransport, FakeClock>;
-
-fn tokens(transport: &FakeTransport, clock: &FakeClock) -> Tokens {
-    client(transport, clock).tokens
+fn tokens(transport: &FakeTransport, clock: &FakeClock) -> Client<FakeTransport, FakeClock> {
+    client(transport, clock)
 }
 
-/// Drives `renewal` as the async driver does, but with the fake transport: one step at a time.
-fn drive(tokens: &Tokens, mut renewal: Renewal) -> Result<Ready, Error> {
-    let deadline = Deadline::start(tokens.clock(), tokens.settings.retry.budget);
+/// Drives `renewal` as the async driver does, but with the fake transport and no store: one
+/// step at a time.
+fn drive(
+    client: &Client<FakeTransport, FakeClock>,
+    mut renewal: Box<Renewal>,
+) -> Result<Ready, Error> {
+    let tokens = &client.tokens;
+    let deadline = Deadline::start(client.clock.monotonic(), tokens.settings.retry.budget);
     loop {
-        match tokens.next(&mut renewal, &deadline) {
-            Action::Sleep(pause) => deadline.sleep(tokens.clock(), pause),
+        match tokens.next(&mut renewal, client.clock.now(), &deadline) {
+            Action::Sleep(pause) => deadline.sleep(&client.clock, pause),
+            Action::Look { .. } => tokens.looked(&mut renewal, Acquired::Unshared),
             Action::Send(request) => {
-                let response = crate::ports::Transport::post_token(tokens.transport(), &request);
+                let response = client.transport.post_token(&request);
                 tokens.answered(&mut renewal, response);
             }
+            Action::Publish(..) => panic!("no store to publish to"),
             Action::Done(result) => return result,
         }
     }
@@ -30,18 +38,20 @@ fn concurrent_callers_without_a_token_wait_for_one_renewal() {
     transport.answer(200, &token_body("t1", 1200));
     let tokens = tokens(&transport, &clock);
     let mut flight = Flight::default();
-    let Step::Renew(number, renewal) = flight.begin(&tokens, clock.monotonic()) else {
+    let Step::Renew(number, renewal) = flight.begin(&tokens.tokens, clock.monotonic()) else {
         panic!("the first caller renews");
     };
     // 99 more callers arrive before the token request is answered.
     for _ in 0..99 {
-        assert!(matches!(flight.begin(&tokens, clock.monotonic()), Step::Wait(n) if n == number));
+        assert!(
+            matches!(flight.begin(&tokens.tokens, clock.monotonic()), Step::Wait(n) if n == number)
+        );
     }
-    assert_eq!(flight.ended(number, clock.monotonic()), None);
+    assert_eq!(flight.ended(number, clock.monotonic()), Waited::Running);
     let result = drive(&tokens, renewal);
     flight.end(number, &result);
-    assert_eq!(flight.ended(number, clock.monotonic()), Some(Ok(())));
-    let bearer = tokens.usable(clock.monotonic()).expect("a token");
+    assert_eq!(flight.ended(number, clock.monotonic()), Waited::Again);
+    let bearer = tokens.tokens.usable(clock.monotonic()).expect("a token");
     assert_eq!(bearer.expose(), "Bearer t1");
     assert_eq!(transport.sent(), 1);
 }
@@ -55,28 +65,34 @@ fn past_the_refresh_point_callers_send_the_live_token_while_one_renews() {
     ]);
     let tokens = tokens(&transport, &clock);
     let mut flight = Flight::default();
-    let Step::Renew(n, renewal) = flight.begin(&tokens, clock.monotonic()) else {
+    let Step::Renew(n, renewal) = flight.begin(&tokens.tokens, clock.monotonic()) else {
         panic!("renews");
     };
     let result = drive(&tokens, renewal);
     flight.end(n, &result);
     // Past the refresh point (the default margin is 60 s), 10 s before expiry: it lives.
     clock.advance(secs(1190));
-    assert!(tokens.usable(clock.monotonic()).is_none());
-    let Step::Renew(n, renewal) = flight.begin(&tokens, clock.monotonic()) else {
+    assert!(tokens.tokens.usable(clock.monotonic()).is_none());
+    let Step::Renew(n, renewal) = flight.begin(&tokens.tokens, clock.monotonic()) else {
         panic!("one caller renews");
     };
     for _ in 0..10 {
-        let Step::Ready(bearer) = flight.begin(&tokens, clock.monotonic()) else {
+        let Step::Ready(bearer) = flight.begin(&tokens.tokens, clock.monotonic()) else {
             panic!("the live token is sent");
         };
         assert_eq!(bearer.expose(), "Bearer t1");
-        let bearer = tokens.sendable(clock.monotonic()).expect("the live token");
+        let bearer = tokens
+            .tokens
+            .sendable(clock.monotonic())
+            .expect("the live token");
         assert_eq!(bearer.expose(), "Bearer t1");
     }
     let result = drive(&tokens, renewal);
     flight.end(n, &result);
-    let bearer = tokens.usable(clock.monotonic()).expect("the new token");
+    let bearer = tokens
+        .tokens
+        .usable(clock.monotonic())
+        .expect("the new token");
     assert_eq!(bearer.expose(), "Bearer t2");
     assert_eq!(transport.sent(), 2);
 }
@@ -92,11 +108,11 @@ fn a_failed_renewal_answers_every_waiting_caller_with_its_error() {
     );
     let tokens = tokens(&transport, &clock);
     let mut flight = Flight::default();
-    let Step::Renew(n, renewal) = flight.begin(&tokens, clock.monotonic()) else {
+    let Step::Renew(n, renewal) = flight.begin(&tokens.tokens, clock.monotonic()) else {
         panic!("renews");
     };
     let waiting: Vec<Step> = (0..5)
-        .map(|_| flight.begin(&tokens, clock.monotonic()))
+        .map(|_| flight.begin(&tokens.tokens, clock.monotonic()))
         .collect();
     let result = drive(&tokens, renewal);
     let Err(error) = &result else {
@@ -110,7 +126,7 @@ fn a_failed_renewal_answers_every_waiting_caller_with_its_error() {
         };
         assert_eq!(
             flight.ended(number, clock.monotonic()),
-            Some(Err(error.clone()))
+            Waited::Failed(error.clone())
         );
     }
     assert_eq!(transport.sent(), 1);
@@ -122,18 +138,18 @@ fn a_renewal_dropped_unfinished_stops_holding_callers_at_its_deadline() {
     transport.answer(200, &token_body("t1", 1200));
     let tokens = tokens(&transport, &clock);
     let mut flight = Flight::default();
-    let Step::Renew(n, renewal) = flight.begin(&tokens, clock.monotonic()) else {
+    let Step::Renew(n, renewal) = flight.begin(&tokens.tokens, clock.monotonic()) else {
         panic!("renews");
     };
     drop(renewal);
     assert!(matches!(
-        flight.begin(&tokens, clock.monotonic()),
+        flight.begin(&tokens.tokens, clock.monotonic()),
         Step::Wait(_)
     ));
-    clock.advance(tokens.settings.retry.budget);
-    assert_eq!(flight.ended(n, clock.monotonic()), Some(Ok(())));
+    clock.advance(tokens.tokens.settings.retry.budget);
+    assert_eq!(flight.ended(n, clock.monotonic()), Waited::Again);
     assert!(matches!(
-        flight.begin(&tokens, clock.monotonic()),
+        flight.begin(&tokens.tokens, clock.monotonic()),
         Step::Renew(2, _)
     ));
 }
@@ -144,13 +160,13 @@ fn a_cool_down_fails_callers_without_a_token_request() {
     transport.answer(401, INVALID);
     let tokens = tokens(&transport, &clock);
     let mut flight = Flight::default();
-    let Step::Renew(n, renewal) = flight.begin(&tokens, clock.monotonic()) else {
+    let Step::Renew(n, renewal) = flight.begin(&tokens.tokens, clock.monotonic()) else {
         panic!("renews");
     };
     let result = drive(&tokens, renewal);
     flight.end(n, &result);
     for _ in 0..50 {
-        let Step::Failed(error) = flight.begin(&tokens, clock.monotonic()) else {
+        let Step::Failed(error) = flight.begin(&tokens.tokens, clock.monotonic()) else {
             panic!("cooling down");
         };
         assert_eq!(error.case_name(), "invalid-credentials");

@@ -5,7 +5,7 @@
 use crate::error::Error;
 use crate::retry::{self, Failure};
 use crate::settings::CoolDown;
-use crate::shared::TokenMark;
+use crate::shared::stored::TokenMark;
 use crate::token::{HeldToken, Source};
 use std::rc::Rc;
 use std::time::Duration;
@@ -25,6 +25,14 @@ pub(super) struct State {
     /// holder: a token published since then means the fleet recovered.
     pub(super) failed_over: Option<TokenMark>,
     pub(super) token_requests: u64,
+}
+
+/// What a caller gets while a block lasts (`State::while_blocked`).
+pub(super) enum Blocked {
+    /// The held token, which still lives.
+    Serve(Rc<HeldToken>),
+    /// The blocking error, with the time left.
+    Fail(Error),
 }
 
 pub(super) struct Block {
@@ -49,14 +57,14 @@ impl State {
         self.held.insert(Rc::new(token)).clone()
     }
 
-    /// While a block lasts: the held token if it still lives, else the blocking error.
-    /// `None` once no block forbids a token request.
-    pub(super) fn while_blocked(&mut self, now: Duration) -> Option<Result<Rc<HeldToken>, Error>> {
+    /// While a block lasts at `now`: the held token if it still lives, else the blocking
+    /// error. `None` once no block forbids a token request.
+    pub(super) fn while_blocked(&mut self, now: Duration) -> Option<Blocked> {
         let block = self.block.as_ref().filter(|b| now < b.until)?;
-        if let Some(token) = serve_alive(&self.held, &mut self.source, now) {
-            return Some(Ok(token));
-        }
-        Some(Err(block.error.clone().with_retry_in(block.until - now)))
+        Some(match serve_alive(&self.held, &mut self.source, now) {
+            Some(token) => Blocked::Serve(token),
+            None => Blocked::Fail(block.error.clone().with_retry_in(block.until - now)),
+        })
     }
 
     /// A token was fetched: it is held, and handed to the driver.

@@ -1,6 +1,7 @@
 use super::*;
 use crate::fakes::*;
-use crate::ports::RawResponse;
+use crate::ports::{Clock, RawResponse};
+use crate::token::effective_margin;
 use crate::wire::TokenResponse;
 
 fn token(expires_in: u64, at: u64, margin: u64) -> HeldToken {

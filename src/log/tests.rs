@@ -252,7 +252,7 @@ fn no_line_holds_a_secret() {
     let lines = log.lines().join("\n");
     assert!(lines.contains("event=token-refused"), "{lines}");
     assert!(lines.contains("event=tls-failed"), "{lines}");
-    let settings = crate::config::Settings::new(config()).expect("valid");
+    let settings = crate::settings::Settings::new(config()).expect("valid");
     for secret in crate::redact::secrets(&settings, &token) {
         assert!(!lines.contains(secret), "{lines}");
         assert!(!error.contains(secret), "{error}");
@@ -272,7 +272,7 @@ fn a_tls_fault_is_logged_once_per_pause_at_error_naming_the_fix() {
     )]);
     let mut config = config();
     config.environment = crate::config::Environment::SandboxMtls;
-    let settings = crate::config::Settings::new(config).expect("valid");
+    let settings = crate::settings::Settings::new(config).expect("valid");
     for _ in 0..20 {
         let mut config = crate::fakes::config();
         config.environment = crate::config::Environment::SandboxMtls;

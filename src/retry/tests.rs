@@ -162,17 +162,20 @@ impl Clock for Frozen {
 
 #[test]
 fn a_deadline_holds_on_a_clock_that_does_not_move() {
-    let deadline = Deadline::start(&Frozen, Duration::from_secs(1));
+    let deadline = Deadline::start(Frozen.monotonic(), Duration::from_secs(1));
     let mut pauses = 0;
-    while deadline.allows(&Frozen, Duration::from_millis(250)) {
+    while deadline.allows(Frozen.monotonic(), Duration::from_millis(250)) {
         deadline.sleep(&Frozen, Duration::from_millis(250));
         pauses += 1;
     }
     // 250 ms pauses, each leaving at least MIN_ATTEMPT (100 ms): three fit in a second.
     assert_eq!(pauses, 3);
-    assert_eq!(deadline.remaining(&Frozen), Duration::from_millis(250));
+    assert_eq!(
+        deadline.remaining(Frozen.monotonic()),
+        Duration::from_millis(250)
+    );
     let (timeouts, within) = deadline.clip(
-        &Frozen,
+        Frozen.monotonic(),
         Timeouts {
             connect: Duration::from_secs(5),
             first_byte: Duration::from_secs(10),

@@ -4,8 +4,8 @@ use super::*;
 use crate::client::Client;
 use crate::config::{ClientConfig, Environment};
 use crate::fakes::*;
-use crate::lifecycle::Source;
 use crate::ports::TransportKind;
+use crate::token::Source;
 use crate::{retry, wire};
 
 fn config_with_key(key: &str) -> ClientConfig {
@@ -164,7 +164,7 @@ fn a_lease_is_released_only_by_its_holder() {
     let (transport, clock, store) = shared_parts();
     let settings = settings();
     let shared = Shared::new(Box::new(store.clone()), &settings);
-    let deadline = Deadline::start(&clock, settings.retry.budget);
+    let deadline = Deadline::start(clock.monotonic(), settings.retry.budget);
     let Acquired::Leader(lead) = shared.acquire(&clock, false, &deadline, WAIT_FIRST) else {
         panic!("the lease is free");
     };
@@ -229,7 +229,7 @@ fn a_fetch_that_outlives_the_entry_it_read_still_publishes() {
     clock.advance(secs(1150));
     let settings = settings();
     let shared = Shared::new(Box::new(store.clone()), &settings);
-    let deadline = Deadline::start(&clock, settings.retry.budget);
+    let deadline = Deadline::start(clock.monotonic(), settings.retry.budget);
     let Acquired::Leader(lead) = shared.acquire(&clock, false, &deadline, WAIT_FIRST) else {
         panic!("the lease is free");
     };
@@ -237,7 +237,7 @@ fn a_fetch_that_outlives_the_entry_it_read_still_publishes() {
     store.delete(&keys().token).expect("deleted");
     let response = wire::parse_token_response(token_body("new", 1200).as_bytes()).expect("ok");
     let token = HeldToken::new(response, clock.monotonic(), clock.wall(), secs(60));
-    shared.finish(&clock, lead, Outcome::Fetched(&token));
+    shared.finish(&clock, lead, Outcome::Fetched(std::rc::Rc::new(token)));
     let stored = store.value(&keys().token).expect("published");
     let stored = SharedToken::decode(&stored, &keys().id).expect("a token");
     assert_eq!(stored.access_token.expose(), "new");

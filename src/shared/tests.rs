@@ -2,7 +2,7 @@ use super::*;
 use crate::config::{ClientConfig, Environment};
 use crate::error;
 use crate::fakes::*;
-use crate::lifecycle::Source;
+use crate::token::Source;
 
 fn settings(base: Option<&str>, client: &str, key: &str) -> Settings {
     let mut config =
@@ -435,7 +435,7 @@ fn a_token_published_just_before_the_lease_was_won_is_adopted_not_fetched_again(
 /// renewal ends adopting it, with no token request.
 #[test]
 fn a_renewal_waiting_for_another_instances_lease_asks_its_driver_to_sleep() {
-    use crate::lifecycle::{Action, Begin};
+    use crate::lifecycle::{Action, Begin, Renewal};
     use crate::retry::Deadline;
     let (transport, clock, store) = shared_parts();
     transport.answer(200, &token_body("own", 1200));
@@ -447,10 +447,20 @@ fn a_renewal_waiting_for_another_instances_lease_asks_its_driver_to_sleep() {
     let Begin::Renew(mut renewal) = tokens.begin(clock.monotonic()) else {
         panic!("no token: a renewal");
     };
-    let deadline = Deadline::start(&clock, settings.retry.budget);
+    let deadline = Deadline::start(clock.monotonic(), settings.retry.budget);
+    // The driver's part: each look at the store, answered by the store.
+    let next = |renewal: &mut Renewal| loop {
+        match tokens.next(renewal, clock.now(), &deadline) {
+            Action::Look { held_alive, pause } => {
+                let acquired = client.store.acquire(&clock, held_alive, &deadline, pause);
+                tokens.looked(renewal, acquired);
+            }
+            action => return action,
+        }
+    };
     let mut pauses = Vec::new();
     for _ in 0..3 {
-        match tokens.next(&mut renewal, &deadline) {
+        match next(&mut renewal) {
             Action::Sleep(pause) => {
                 clock.advance(pause);
                 deadline.slept(pause);
@@ -472,7 +482,7 @@ fn a_renewal_waiting_for_another_instances_lease_asks_its_driver_to_sleep() {
         expires_at_ms: (1_800_000_000 + 1200) * 1000,
     };
     store.insert(&keys.token, published.encode(&keys.id).expose().as_bytes());
-    let Action::Done(Ok(_)) = tokens.next(&mut renewal, &deadline) else {
+    let Action::Done(Ok(_)) = next(&mut renewal) else {
         panic!("adopted");
     };
     let bearer = tokens.usable(clock.monotonic()).expect("the adopted token");

@@ -6,8 +6,8 @@
 //! a server that does not read, or one that drips a byte at a time, cannot hold a call
 //! forever.
 
-use mangopay_auth::config::Timeouts;
 use mangopay_auth::origin::Origin;
+use mangopay_auth::settings::Timeouts;
 use mangopay_auth::{
     ApiAnswer, ApiCall, RawResponse, TokenRequest, Transport, TransportError, TransportKind,
 };

@@ -4,11 +4,13 @@
 
 use crate::store::HostStore;
 use crate::upstream::{self, First};
-use mangopay_auth::config::Settings;
-use mangopay_auth::flight::{Flight, Step};
-use mangopay_auth::lifecycle::{Action, Lifecycle, Renewal};
-use mangopay_auth::shared::Shared;
-use mangopay_auth::{Clock, Error, Secret};
+use mangopay_auth::flight::{Flight, Step, Waited};
+use mangopay_auth::lifecycle::{self, Action, Lifecycle, Renewal};
+use mangopay_auth::log::{Field, Level, Value};
+use mangopay_auth::retry::Deadline;
+use mangopay_auth::settings::Settings;
+use mangopay_auth::shared::{Shared, Sharing};
+use mangopay_auth::{Clock, Error, HttpRequest, Secret, Verdict};
 use mangopay_auth_wasi::{HostClock, logger};
 use std::cell::{OnceCell, RefCell};
 use std::future::poll_fn;
@@ -17,8 +19,10 @@ use std::task::{Poll, Waker};
 
 /// The middleware's client: its token and renewals, shared by every call of the instance.
 pub(crate) struct Auth {
-    /// No transport of its own: the renewal's token requests are sent here, asynchronously.
-    pub tokens: Lifecycle<(), HostClock>,
+    /// The renewal's rules; its token requests are sent here, asynchronously.
+    pub tokens: Lifecycle,
+    /// The host's store, which the renewal's looks and publications go to.
+    store: Shared,
     flight: RefCell<Flight>,
     /// Callers waiting for the renewal under way.
     waiters: RefCell<Vec<Waker>>,
@@ -41,11 +45,13 @@ pub(crate) fn instance() -> Result<Rc<Auth>, Error> {
         let var = |name: &str| std::env::var(name).ok();
         let settings = Settings::new(mangopay_auth::from_env(var)?)?;
         let resend_body_max = mangopay_auth::middleware::resend_body_max(var)?;
-        let shared = Shared::new(Box::new(HostStore), &settings);
-        let mut tokens = Lifecycle::new(settings, (), HostClock, Some(Box::new(shared)));
+        let mut store = Shared::new(Box::new(HostStore), &settings);
+        let mut tokens = Lifecycle::new(settings);
         tokens.set_logger(logger());
+        Sharing::<HostClock>::set_logger(&mut store, tokens.logger().clone());
         let auth = Rc::new(Auth {
             tokens,
+            store,
             flight: RefCell::new(Flight::default()),
             waiters: RefCell::new(Vec::new()),
             resend_body_max,
@@ -60,7 +66,7 @@ impl Auth {
     /// token, after the renewal (this caller's, or the one under way).
     pub async fn bearer(self: &Rc<Self>) -> Result<Secret, Error> {
         loop {
-            let now = self.tokens.clock().monotonic();
+            let now = HostClock.monotonic();
             if let Some(bearer) = self.tokens.usable(now) {
                 return Ok(bearer);
             }
@@ -78,18 +84,24 @@ impl Auth {
     }
 
     /// Drives renewal `number` to its end, then wakes the callers waiting for it.
-    async fn renew(self: Rc<Self>, number: u64, mut renewal: Renewal) {
-        let deadline = self.tokens.deadline();
+    async fn renew(self: Rc<Self>, number: u64, mut renewal: Box<Renewal>) {
+        let budget = self.tokens.settings.retry.budget;
+        let deadline = Deadline::start(HostClock.monotonic(), budget);
         let result = loop {
-            match self.tokens.next(&mut renewal, &deadline) {
+            match self.tokens.next(&mut renewal, HostClock.now(), &deadline) {
                 Action::Sleep(pause) => {
                     upstream::sleep(pause).await;
                     deadline.slept(pause);
+                }
+                Action::Look { held_alive, pause } => {
+                    let acquired = self.store.acquire(&HostClock, held_alive, &deadline, pause);
+                    self.tokens.looked(&mut renewal, acquired);
                 }
                 Action::Send(request) => {
                     let response = upstream::post_token(&request).await;
                     self.tokens.answered(&mut renewal, response);
                 }
+                Action::Publish(lead, outcome) => self.store.finish(&HostClock, lead, outcome),
                 Action::Done(result) => break result,
             }
         };
@@ -104,18 +116,42 @@ impl Auth {
     /// cancelled wakes nobody), giving its error if it failed.
     async fn wait(&self, number: u64) -> Result<(), Error> {
         let ended = poll_fn(|cx| {
-            let now = self.tokens.clock().monotonic();
+            let now = HostClock.monotonic();
             match self.flight.borrow().ended(number, now) {
-                Some(result) => Poll::Ready(result),
-                None => {
+                Waited::Running => {
                     self.waiters.borrow_mut().push(cx.waker().clone());
                     Poll::Pending
                 }
+                Waited::Again => Poll::Ready(Ok(())),
+                Waited::Failed(error) => Poll::Ready(Err(error)),
             }
         });
         match upstream::first(ended, upstream::sleep(self.tokens.settings.retry.budget)).await {
             First::Left(result) => result,
             First::Right(()) => Ok(()),
         }
+    }
+
+    /// Logs `event` at `level` now.
+    pub fn log(&self, level: Level, event: &str, fields: &[(Field, Value<'_>)]) {
+        self.tokens.log(level, event, HostClock.wall(), fields);
+    }
+
+    /// Reads an API answer to `request` (`Lifecycle::check_response`); a refused token is
+    /// never handed out by the store again.
+    pub fn check_response(
+        &self,
+        request: &HttpRequest,
+        status: u16,
+        headers: &[(String, String)],
+    ) -> Verdict {
+        let wall = HostClock.wall();
+        let verdict = self
+            .tokens
+            .check_response(request, status, headers, &[], wall);
+        if let Some(sent) = lifecycle::refused_token(&verdict, request) {
+            self.store.reject(&HostClock, sent);
+        }
+        verdict
     }
 }

@@ -90,7 +90,7 @@ async fn authorized(
         .collect();
     if let Err(error) = middleware::check_request(&auth.tokens.settings, &method_text, &headers) {
         let detail = middleware::detail(&error);
-        auth.tokens.log(
+        auth.log(
             Level::Warn,
             "request-refused",
             &[(Field::Detail, Value::Text(&detail))],
@@ -130,7 +130,7 @@ async fn authorized(
         .into_iter()
         .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
         .collect();
-    let verdict = auth.tokens.check_response(&answered, 401, &headers, &[]);
+    let verdict = auth.check_response(&answered, 401, &headers);
     match (verdict, kept) {
         (Verdict::TokenRejected(_), Some(body)) => {
             drop(response);

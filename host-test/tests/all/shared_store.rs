@@ -351,8 +351,8 @@ fn token_key(mock: &MockMangopay) -> String {
         mangopay_auth::Environment::Sandbox,
     );
     config.base_url = Some(mock.base_url());
-    let settings = mangopay_auth::config::Settings::new(config).expect("a valid config");
-    mangopay_auth::shared::Keys::new(&settings).token
+    let settings = mangopay_auth::settings::Settings::new(config).expect("a valid config");
+    mangopay_auth::shared::stored::Keys::new(&settings).token
 }
 
 #[test]
