@@ -75,6 +75,18 @@ impl Flight {
         }
     }
 
+    /// Renewal `number` runs until `until` (monotonic): its deadline, which a store failure
+    /// restarts (`Acquired::Direct`). A driver tells this after each step, or its callers
+    /// would take a renewal whose store call the host held for the whole budget for one
+    /// dropped, and begin another: a second token request from the instance.
+    pub fn lasts_until(&mut self, number: u64, until: Duration) {
+        if let Some((n, at)) = &mut self.renewing
+            && *n == number
+        {
+            *at = until;
+        }
+    }
+
     /// Renewal `number` ended with `result`.
     pub fn end(&mut self, number: u64, result: &Result<Ready, Error>) {
         if self.renewing.is_some_and(|(n, _)| n == number) {

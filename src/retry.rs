@@ -64,6 +64,11 @@ impl Deadline {
         self.slept.set(Duration::ZERO);
     }
 
+    /// When the budget ends by the monotonic clock (pauses counted aside).
+    pub fn end(&self) -> Duration {
+        self.at.get()
+    }
+
     /// What is left of the budget at `now`.
     pub fn remaining(&self, now: Duration) -> Duration {
         let by_clock = self.at.get().saturating_sub(now);

@@ -132,6 +132,34 @@ fn a_failed_renewal_answers_every_waiting_caller_with_its_error() {
     assert_eq!(transport.sent(), 1);
 }
 
+/// A renewal whose store call the host held for the whole budget is not taken for one
+/// dropped once its deadline restarted: the callers without a token wait on, and begin no
+/// second renewal (a second token request).
+#[test]
+fn a_renewal_whose_deadline_restarted_holds_its_callers_as_long() {
+    let (transport, clock) = (FakeTransport::default(), FakeClock::default());
+    let tokens = tokens(&transport, &clock);
+    let budget = tokens.tokens.settings.retry.budget;
+    let mut flight = Flight::default();
+    let Step::Renew(n, _renewal) = flight.begin(&tokens.tokens, clock.monotonic()) else {
+        panic!("renews");
+    };
+    // The store call took the whole budget and failed: the deadline starts again.
+    clock.advance(budget);
+    let deadline = Deadline::start(clock.monotonic(), budget);
+    flight.lasts_until(n, deadline.end());
+    assert_eq!(flight.ended(n, clock.monotonic()), Waited::Running);
+    assert!(matches!(
+        flight.begin(&tokens.tokens, clock.monotonic()),
+        Step::Wait(number) if number == n
+    ));
+    // Another renewal's number changes nothing.
+    flight.lasts_until(n + 1, clock.monotonic() + budget * 10);
+    clock.advance(budget);
+    assert_eq!(flight.ended(n, clock.monotonic()), Waited::Again);
+    assert_eq!(transport.sent(), 0);
+}
+
 #[test]
 fn a_renewal_dropped_unfinished_stops_holding_callers_at_its_deadline() {
     let (transport, clock) = (FakeTransport::default(), FakeClock::default());

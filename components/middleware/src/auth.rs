@@ -88,7 +88,10 @@ impl Auth {
         let budget = self.tokens.settings.retry.budget;
         let deadline = Deadline::start(HostClock.monotonic(), budget);
         let result = loop {
-            match self.tokens.next(&mut renewal, HostClock.now(), &deadline) {
+            let action = self.tokens.next(&mut renewal, HostClock.now(), &deadline);
+            // A store failure restarts the deadline: the callers waiting wait as long.
+            self.flight.borrow_mut().lasts_until(number, deadline.end());
+            match action {
                 Action::Sleep(pause) => {
                     upstream::sleep(pause).await;
                     deadline.slept(pause);
