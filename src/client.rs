@@ -168,8 +168,9 @@ impl<T: Transport, C: Clock + 'static> Client<T, C> {
             Begin::Failed(error) => return Err(error),
             Begin::Renew(renewal) => renewal,
         };
+        let mut action = renewal.first();
         loop {
-            match self.tokens.next(&mut renewal, self.clock.now(), deadline) {
+            match action {
                 Action::Sleep(pause) => deadline.sleep(&self.clock, pause),
                 Action::Look { held_alive, pause } => {
                     let acquired = self.store.acquire(&self.clock, held_alive, deadline, pause);
@@ -182,6 +183,7 @@ impl<T: Transport, C: Clock + 'static> Client<T, C> {
                 Action::Publish(lead, outcome) => self.store.finish(&self.clock, lead, outcome),
                 Action::Done(result) => return result,
             }
+            action = self.tokens.next(&mut renewal, self.clock.now(), deadline);
         }
     }
 }
