@@ -12,7 +12,8 @@ use crate::log::Logger;
 use crate::ports::{Clock, TokenStore, Transport};
 use crate::retry::Deadline;
 use crate::settings::Settings;
-use crate::shared::{Shared, Sharing, Unshared};
+use crate::shared::Shared;
+use crate::shared::sharing::{Sharing, Unshared};
 use crate::token::{HeldToken, Status};
 use std::time::Duration;
 

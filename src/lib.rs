@@ -15,7 +15,8 @@
 //!   renewal's steps, sans-IO (time and answers in, actions out), for a blocking and an async
 //!   driver. `lifecycle::state`: what a client remembers between calls.
 //! - `shared`: sharing one token between instances through the token store (the lease, the
-//!   shared cool-down, `Sharing`: what a driver answers the renewal's looks with). `shared::stored`: the store keys and the entries' formats.
+//!   shared cool-down). `shared::sharing`: `Sharing`, what a driver answers the renewal's
+//!   looks with. `shared::stored`: the store keys and the entries' formats.
 //! - `token`: the token's own types: the held token and its refresh point, the shared token,
 //!   where a token came from, the status a client reports.
 //! - `authorize`: which requests may carry the token, and what a 401 answer means.

@@ -17,7 +17,7 @@
 //! what its driver does next (`Action`). The blocking driver is `Client::renew`
 //! (src/client.rs), over the blocking `Transport` of the WASI 0.2 components; the WASI 0.3
 //! middleware's is `Auth::renew` (components/middleware/src/auth.rs), with `await`. Both
-//! answer the store through `shared::Sharing`, so no rule is written twice.
+//! answer the store through `shared::sharing::Sharing`, so no rule is written twice.
 //!
 //! A driver calls, in this order:
 //! 1. the cached path at `now`: `with_usable(now, f)` or `usable(now)`: a token before its

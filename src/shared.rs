@@ -5,12 +5,13 @@
 //! refused or the host's TLS set-up failed. Any store failure means fetching directly, with
 //! the instance's own cool-down: the store never fails a call.
 //!
-//! Owns `Shared` (a client's store, what it saw, and the log lines of its health), `Sharing`
-//! (the store as a renewal's driver answers it: `Action::Look` with `acquire`, `Publish` with
-//! `finish`; with `Acquired`, `Lead` and `Outcome`; `Unshared` when there is no store) and the
-//! waits between looks. A look's store calls are blocking, as every host's `wasi:keyvalue` is
-//! (the WASI 0.3 middleware's too). The store keys and the entries' formats are in
-//! `shared::stored`; the token's types in `token`.
+//! Owns `Shared` (a client's store, what it saw, and the log lines of its health), what its
+//! looks answer (`Acquired`, `Lead`, `Outcome`) and the waits between looks. A renewal's
+//! driver reaches it through `shared::sharing::Sharing` (`Action::Look` with `acquire`,
+//! `Publish` with `finish`), which `Unshared` answers when there is no store. A look's store
+//! calls are blocking, as every host's `wasi:keyvalue` is (the WASI 0.3 middleware's too).
+//! The store keys and the entries' formats are in `shared::stored`; the token's types in
+//! `token`.
 //!
 //! Bounds against clocks that disagree: an entry carries its writer's wall-clock expiry, but
 //! no reader trusts it further than the entry's own lifetime (a token's `expires_in`, a
@@ -32,6 +33,7 @@ use std::rc::Rc;
 use std::time::Duration;
 use zeroize::Zeroize;
 
+pub mod sharing;
 pub mod stored;
 
 use stored::{
@@ -633,78 +635,6 @@ impl Shared {
     fn failed(&self, error: StoreError, token: &str) {
         *self.error.borrow_mut() = Some(redact::quote(&error.0, &self.secrets(token)));
     }
-}
-
-/// The shared store as renewal uses it: a driver answers the renewal's `Action::Look` with
-/// `acquire` and carries out its `Action::Publish` with `finish`; `Shared`'s only way in, so
-/// that every call logs a change of the store's health. Behind a trait object so
-/// that the store's code (and SHA-256, the entry's JSON) is linked only into a component that
-/// makes a store-backed client: the world without a store is ~20 KB smaller. Each call logs a
-/// change of the store's health.
-pub trait Sharing<C> {
-    fn acquire(
-        &self,
-        clock: &C,
-        held_alive: bool,
-        deadline: &Deadline,
-        pause: Duration,
-    ) -> Acquired;
-    fn finish(&self, clock: &C, lead: Lead, outcome: Outcome);
-    fn reject(&self, clock: &C, token: &str);
-    fn health(&self) -> (StoreHealth, Option<String>);
-    /// Logs the store's health through `log` (the client's logger).
-    fn set_logger(&mut self, log: Logger);
-}
-
-impl<C: Clock> Sharing<C> for Shared {
-    fn acquire(
-        &self,
-        clock: &C,
-        held_alive: bool,
-        deadline: &Deadline,
-        pause: Duration,
-    ) -> Acquired {
-        let acquired = self.try_acquire(clock, held_alive, deadline, pause);
-        self.health_logged(clock);
-        acquired
-    }
-
-    fn finish(&self, clock: &C, lead: Lead, outcome: Outcome) {
-        self.publish(clock, lead, outcome);
-        self.health_logged(clock);
-    }
-
-    fn reject(&self, clock: &C, token: &str) {
-        self.forget(clock, token);
-        self.health_logged(clock);
-    }
-
-    fn health(&self) -> (StoreHealth, Option<String>) {
-        Shared::health(self)
-    }
-
-    fn set_logger(&mut self, log: Logger) {
-        self.log = log;
-    }
-}
-
-/// No store: each instance fetches its own token (`Acquired::Unshared`).
-pub struct Unshared;
-
-impl<C> Sharing<C> for Unshared {
-    fn acquire(&self, _: &C, _: bool, _: &Deadline, _: Duration) -> Acquired {
-        Acquired::Unshared
-    }
-
-    fn finish(&self, _: &C, _: Lead, _: Outcome) {}
-
-    fn reject(&self, _: &C, _: &str) {}
-
-    fn health(&self) -> (StoreHealth, Option<String>) {
-        (StoreHealth::NotConfigured, None)
-    }
-
-    fn set_logger(&mut self, _: Logger) {}
 }
 
 #[cfg(test)]

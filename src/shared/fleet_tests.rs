@@ -5,6 +5,7 @@ use crate::client::Client;
 use crate::config::{ClientConfig, Environment};
 use crate::fakes::*;
 use crate::ports::TransportKind;
+use crate::shared::sharing::Sharing;
 use crate::token::Source;
 use crate::{retry, wire};
 
