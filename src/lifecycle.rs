@@ -115,7 +115,7 @@ impl Lifecycle {
 
     /// The API refused `sent`, the Bearer token a request carried: drops the held token if it
     /// is that one (a token renewed since, or another one, is kept).
-    pub fn rejected(&self, sent: &str, wall: Duration) {
+    fn rejected(&self, sent: &str, wall: Duration) {
         {
             let mut state = self.state.borrow_mut();
             if state
