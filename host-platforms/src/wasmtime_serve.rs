@@ -67,9 +67,17 @@ pub struct WasmtimeServe<'a> {
     pub name: &'a str,
     /// The component's environment (`--env NAME=VALUE`): the `MANGOPAY_*` settings.
     pub env: &'a [(&'a str, String)],
-    /// `--max-instance-reuse-count`: `None` keeps the default, a fresh instance per request.
+    /// `--max-instance-reuse-count`: `None` keeps the default (a fresh WASI 0.2 instance per
+    /// request; WASI 0.3 ones are reused). `--idle-instance-timeout` is always
+    /// [`IDLE_INSTANCE_TIMEOUT`].
     pub reuse: Option<u32>,
 }
+
+/// How long a reused instance may sit idle. wasmtime's default, 1 s, drops it whenever the
+/// next request comes later (a loaded CI machine between two sequential requests), and the
+/// new instance fetches a token of its own: one token per instance, but not the one
+/// instance the reuse tests mean.
+pub const IDLE_INSTANCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `wasmtime serve` as `serve` says, on a free 127.0.0.1 port, in a hermetic home of its own.
 pub fn wasmtime_serve(tool: &Tool, serve: &WasmtimeServe<'_>) -> Result<PlatformProcess, String> {
@@ -81,6 +89,10 @@ pub fn wasmtime_serve(tool: &Tool, serve: &WasmtimeServe<'_>) -> Result<Platform
         .arg("--addr")
         .arg(format!("127.0.0.1:{port}"))
         .args(["-S", "cli"]);
+    command.arg(format!(
+        "--idle-instance-timeout={}s",
+        IDLE_INSTANCE_TIMEOUT.as_secs()
+    ));
     if let Some(count) = serve.reuse {
         command.arg(format!("--max-instance-reuse-count={count}"));
     }
